@@ -1,0 +1,75 @@
+"""64-bit SimHash of a normalised prompt, and Hamming distance between fingerprints.
+
+Near-duplicate prompts (one template, different fillings) get fingerprints a few bits
+apart; unrelated prompts differ in about 32 of 64 bits.
+
+Examples
+--------
+>>> a = simhash64("Explain step by step how to solve: 12 + 7 = ?")
+>>> b = simhash64("Explain step by step how to solve: 41 + 9 = ?")
+>>> c = simhash64("Write a haiku about autumn leaves falling in Kyoto")
+>>> hamming(a, b) < hamming(a, c)
+True
+>>> format_fp(a) == format_fp(simhash64("  EXPLAIN step by step how to solve: 12 + 7 = ?"))
+True
+>>> parse_fp(format_fp(a)) == a
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+__all__ = ["format_fp", "hamming", "hamming_many", "normalise", "parse_fp", "simhash64"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_MASK64 = (1 << 64) - 1
+
+
+def normalise(text: str) -> str:
+    """Lower-case, collapse whitespace: what the gateway fingerprints."""
+    return " ".join(text.lower().split())
+
+
+def _token_hash(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+
+
+def simhash64(text: str) -> int:
+    """SimHash over word unigrams and bigrams of the normalised text (an unsigned int)."""
+    tokens = _TOKEN.findall(normalise(text))
+    if not tokens:
+        return 0
+    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    hashes = np.fromiter((_token_hash(t) for t in features), dtype=np.uint64, count=len(features))
+    bits = (hashes[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(features)
+    return int(np.packbits((votes > 0)[::-1].astype(np.uint8)).view(">u8")[0])
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit fingerprints."""
+    return ((a ^ b) & _MASK64).bit_count()
+
+
+def hamming_many(fps: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Element-wise Hamming distance of two broadcastable ``uint64`` arrays.
+
+    >>> hamming_many(np.array([0, 3], dtype=np.uint64), np.uint64(1)).tolist()
+    [1, 1]
+    """
+    return np.bitwise_count(np.bitwise_xor(fps, ref)).astype(np.int64)
+
+
+def format_fp(fp: int) -> str:
+    """16 lower-case hex characters, as in the contract's ``prompt_fp``."""
+    return f"{fp & _MASK64:016x}"
+
+
+def parse_fp(text: str) -> int:
+    if len(text) != 16:
+        raise ValueError(f"prompt_fp must be 16 hex characters, got {len(text)}")
+    return int(text, 16)

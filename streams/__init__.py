@@ -1,0 +1,1 @@
+"""extraction-watch: the Kafka shell (app, agents, topics, CLI) around the pure ``models``."""

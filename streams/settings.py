@@ -1,0 +1,116 @@
+"""One frozen settings object, built once in ``main`` from flags and ``XWATCH_*`` variables.
+
+Precedence: command-line flag > environment variable > default. ``KAFKA_BOOTSTRAP_SERVERS``
+is honoured as a fallback for the broker address (what the test suite and many Kafka
+deployments already set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Settings", "Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Names of the contract topics (every one configurable)."""
+
+    requests: str = "api.requests"
+    accounts: str = "api.accounts"
+    alerts: str = "abuse.alerts"
+    dlq: str = "api.requests.dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker needs. Times are seconds unless the name says ms."""
+
+    broker: str = "127.0.0.1:9092"
+    app_id: str = "xwatch"
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = 4                  # used when the worker creates missing topics
+    # event time
+    window_s: int = 60                   # tumbling window for per-account statistics
+    allowed_lateness_s: int = 30         # events later than this after the watermark go to DLQ
+    idle_partition_s: float = 5.0        # wall seconds without events before a partition is idle
+    dedup_horizon_s: int = 600           # event_id duplicates within this horizon are dropped
+    # detection
+    warmup_windows: int = 5              # windows of history before an account alerts on its baseline
+    cooldown_windows: int = 3            # quiet windows before an incident is resolved
+    # batching
+    batch_max: int = 10_000
+    batch_timeout_s: float = 0.1
+    # state
+    snapshot_interval_s: float = 5.0     # wall seconds between state snapshots to Kafka
+    session_timeout_s: float = 6.0
+    web_port: int = 6066
+    web_enabled: bool = True
+    log_level: str = "info"
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.app_id}-state"
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.app_id}-detector"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``XWATCH_<FIELD>`` variables, then non-``None`` overrides.
+
+        >>> s = Settings.from_env({"XWATCH_WINDOW_S": "30", "KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
+        >>> (s.window_s, s.broker)
+        (30, 'k:9092')
+        >>> Settings.from_env({}, broker="b:1").broker
+        'b:1'
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:
+            values["broker"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+        for f in fields(cls):
+            key = f"XWATCH_{f.name.upper()}"
+            if key in env and f.name != "topics":
+                values[f.name] = _coerce(f.type, env[key], key)
+        topics = {t.name: env[f"XWATCH_TOPIC_{t.name.upper()}"]
+                  for t in fields(Topics) if f"XWATCH_TOPIC_{t.name.upper()}" in env}
+        topic_overrides = overrides.pop("topics", None)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        base_topics = topic_overrides if isinstance(topic_overrides, Topics) else Topics()
+        values["topics"] = dataclasses.replace(base_topics, **topics)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.window_s <= 0:
+            raise ValueError("window_s must be positive")
+        if self.allowed_lateness_s < 0:
+            raise ValueError("allowed_lateness_s must be >= 0")
+        if self.partitions <= 0:
+            raise ValueError("partitions must be positive")
+        if self.batch_max <= 0:
+            raise ValueError("batch_max must be positive")
+
+
+def _coerce(type_name: Any, raw: str, key: str) -> Any:
+    t = str(type_name)
+    try:
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if t == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"{key}={raw!r}: expected {t}") from exc
