@@ -1,0 +1,148 @@
+"""Rule detectors: where a plain, explainable threshold is the honest tool.
+
+Each rule gates on a minimum volume so one stray request never pages, and reports the
+features it looked at as evidence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.detectors.base import Hit, WindowContext, feature_evidence
+
+__all__ = ["CredentialCompromise", "KeyRotation", "LogitProbe", "TemplatedExtraction"]
+
+
+class TemplatedExtraction:
+    """Long, reasoning-heavy completions from a few prompt templates.
+
+    Fires when most sampled prompts are near-duplicates (SimHash within a few bits), the
+    completions are long, and a real share of requests asks for chain-of-thought or returns
+    reasoning tokens. Honest templated batch jobs (summaries, classification) are short on
+    the last two.
+    """
+
+    rule = "templated_extraction"
+    _EVIDENCE = ("requests", "neardup_share", "fp_diversity", "completion_tokens_per_req",
+                 "out_in_ratio", "cot_share", "reasoning_share", "extraction_score")
+
+    def __init__(self, min_requests: int = 30, min_neardup: float = 0.6,
+                 min_completion_tokens: float = 400.0, min_reasoning: float = 0.25,
+                 threshold: float = 0.6) -> None:
+        if min_requests < 1:
+            raise ValueError("min_requests must be >= 1")
+        self.min_requests = min_requests
+        self.min_neardup = min_neardup
+        self.min_completion_tokens = min_completion_tokens
+        self.min_reasoning = min_reasoning
+        self.threshold = threshold
+
+    def detect(self, ctx: WindowContext) -> list[Hit]:
+        f = ctx.features
+        score = f["extraction_score"]
+        gate = ((f["requests"] >= self.min_requests) & (f["neardup_share"] >= self.min_neardup)
+                & (f["completion_tokens_per_req"] >= self.min_completion_tokens)
+                & (np.maximum(f["cot_share"], f["reasoning_share"]) >= self.min_reasoning)
+                & (score >= self.threshold))
+        hits = []
+        for row in np.flatnonzero(gate).tolist():
+            n = int(f["requests"][row])
+            hits.append(Hit(
+                self.rule, "critical" if n >= 100 else "warning", row, float(score[row]),
+                self.threshold,
+                f"{n} requests in the window reuse a few prompt templates "
+                f"({f['neardup_share'][row]:.0%} near-duplicates) for long reasoning-heavy "
+                f"completions ({f['completion_tokens_per_req'][row]:.0f} tokens each, "
+                f"{f['cot_share'][row]:.0%} ask for chain-of-thought): likely distillation.",
+                feature_evidence(ctx, row, self._EVIDENCE),
+            ))
+        return hits
+
+
+class LogitProbe:
+    """Many tiny completions asking for logprobs with logit_bias: probing the output distribution."""
+
+    rule = "logit_probe"
+    _EVIDENCE = ("requests", "logprobs_share", "logit_bias_share", "completion_tokens_per_req")
+
+    def __init__(self, min_requests: int = 50, max_completion_tokens: float = 16.0,
+                 threshold: float = 0.5) -> None:
+        self.min_requests = min_requests
+        self.max_completion_tokens = max_completion_tokens
+        self.threshold = threshold
+
+    def detect(self, ctx: WindowContext) -> list[Hit]:
+        f = ctx.features
+        score = np.minimum(f["logprobs_share"], 2 * f["logit_bias_share"])
+        gate = ((f["requests"] >= self.min_requests)
+                & (f["completion_tokens_per_req"] <= self.max_completion_tokens)
+                & (score >= self.threshold))
+        return [
+            Hit(self.rule, "critical" if f["logit_bias_share"][row] >= 0.5 else "warning", row,
+                float(score[row]), self.threshold,
+                f"{int(f['requests'][row])} tiny completions "
+                f"({f['completion_tokens_per_req'][row]:.1f} tokens) with logprobs "
+                f"({f['logprobs_share'][row]:.0%}) and logit_bias "
+                f"({f['logit_bias_share'][row]:.0%}): probing the model's output distribution.",
+                feature_evidence(ctx, row, self._EVIDENCE))
+            for row in np.flatnonzero(gate).tolist()
+        ]
+
+
+class KeyRotation:
+    """Fan-out over API keys while rate limited: cycling keys to get around 429s."""
+
+    rule = "key_rotation"
+    _EVIDENCE = ("requests", "distinct_keys", "new_key_share", "share_429")
+
+    def __init__(self, min_keys: float = 8.0, min_429_share: float = 0.05,
+                 min_new_key_share: float = 0.25, min_requests: int = 30) -> None:
+        self.min_keys = min_keys
+        self.min_429_share = min_429_share
+        self.min_new_key_share = min_new_key_share
+        self.min_requests = min_requests
+
+    def detect(self, ctx: WindowContext) -> list[Hit]:
+        f = ctx.features
+        gate = ((f["requests"] >= self.min_requests) & (f["distinct_keys"] >= self.min_keys)
+                & (f["share_429"] >= self.min_429_share)
+                & (f["new_key_share"] >= self.min_new_key_share))
+        return [
+            Hit(self.rule, "warning", row, float(f["distinct_keys"][row]), self.min_keys,
+                f"{f['distinct_keys'][row]:.0f} API keys in one window, "
+                f"{f['new_key_share'][row]:.0%} of requests on keys never used before, while "
+                f"{f['share_429'][row]:.0%} of requests are rate limited: key rotation around limits.",
+                feature_evidence(ctx, row, self._EVIDENCE))
+            for row in np.flatnonzero(gate).tolist()
+        ]
+
+
+class CredentialCompromise:
+    """An established account suddenly used from new networks and user agents, at volume."""
+
+    rule = "credential_compromise"
+    _EVIDENCE = ("requests", "rate_per_min", "new_net_share", "new_ua_share", "distinct_nets")
+
+    def __init__(self, min_new_share: float = 0.5, min_rate_ratio: float = 3.0,
+                 min_requests: int = 30) -> None:
+        self.min_new_share = min_new_share
+        self.min_rate_ratio = min_rate_ratio
+        self.min_requests = min_requests
+
+    def detect(self, ctx: WindowContext) -> list[Hit]:
+        f = ctx.features
+        base_rate = np.maximum(ctx.baseline_mean[:, 0], 1e-9)
+        ratio = f["rate_per_min"] / base_rate
+        gate = (ctx.warmed_up & (f["requests"] >= self.min_requests)
+                & (f["new_net_share"] >= self.min_new_share)
+                & (f["new_ua_share"] >= self.min_new_share) & (ratio >= self.min_rate_ratio))
+        hits = []
+        for row in np.flatnonzero(gate).tolist():
+            ev = feature_evidence(ctx, row, self._EVIDENCE)
+            ev["baseline_rate_per_min"] = round(float(base_rate[row]), 4)
+            hits.append(Hit(
+                self.rule, "critical", row, float(ratio[row]), self.min_rate_ratio,
+                f"Established account sending {ratio[row]:.1f}x its usual rate, "
+                f"{f['new_net_share'][row]:.0%} from networks and {f['new_ua_share'][row]:.0%} "
+                f"from user agents it never used: its key is likely stolen or resold.", ev))
+        return hits

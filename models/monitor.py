@@ -1,0 +1,292 @@
+"""The per-partition monitor: ``step(batch) -> findings`` on event time.
+
+One :class:`PartitionMonitor` owns everything about the accounts of one input partition:
+their slots and baselines, the open tumbling windows, duplicate suppression, the detectors
+and the open incidents. Processing is a pure function of the partition's event sequence:
+whether events arrive in one batch or a thousand, the same windows close with the same
+contents and the same alerts come out (which is what makes replays reproducible).
+
+Event-time rules
+----------------
+* The watermark is the largest event time seen so far in the partition.
+* An event is *late* when its window closed before it arrived, i.e. its window end plus
+  the allowed lateness is at or before the watermark as it stood just before the event.
+  Late events are returned to the shell (for the DLQ) and not counted.
+* A window closes once the watermark passes its end plus the allowed lateness.
+
+>>> cfg = MonitorConfig(window_ms=60_000, allowed_lateness_ms=10_000)
+>>> m = PartitionMonitor(cfg)
+>>> cols = RequestColumns.from_lists(account_ids=["a"] * 3, ts=[1_000, 2_000, 75_000])
+>>> r = m.step(cols)
+>>> r.counted, r.late.tolist(), m.watermark
+(3, [], 75000)
+>>> r = m.step(RequestColumns.from_lists(account_ids=["a"], ts=[5_000], dedup_key=[9]))
+>>> r.late.tolist()                     # its window [0, 60s) closed when 70 s passed
+[0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.accounts import BASELINE_FEATURES, AccountTable
+from models.batch import RequestColumns
+from models.dedup import DedupIndex
+from models.detectors.base import Detector, WindowContext
+from models.detectors.drift import BehaviorDrift
+from models.detectors.population import PopulationOutlier
+from models.detectors.rules import (
+    CredentialCompromise,
+    KeyRotation,
+    LogitProbe,
+    TemplatedExtraction,
+)
+from models.features import window_features
+from models.incidents import Finding, IncidentTracker
+from models.sketches import bits_of
+from models.windows import WindowAccumulator, WindowSummary
+
+__all__ = ["SNAPSHOT_VERSION", "MonitorConfig", "PartitionMonitor", "StepResult",
+           "default_detectors"]
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    window_ms: int = 60_000
+    allowed_lateness_ms: int = 30_000
+    warmup_windows: int = 5
+    cooldown_windows: int = 3
+    dedup_horizon_ms: int = 600_000
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0:
+            raise ValueError("window_ms must be positive")
+        if self.allowed_lateness_ms < 0:
+            raise ValueError("allowed_lateness_ms must be >= 0")
+
+
+@dataclass(slots=True)
+class StepResult:
+    findings: list[Finding]
+    late: np.ndarray            # row indices of the batch that were too late (for the DLQ)
+    duplicates: int = 0
+    counted: int = 0
+
+
+@dataclass(slots=True)
+class MonitorCounters:
+    events: int = 0             # counted into windows
+    duplicates: int = 0
+    late: int = 0
+    windows_closed: int = 0
+    alerts_firing: int = 0
+    alerts_resolved: int = 0
+
+
+def default_detectors(config: MonitorConfig) -> list[Detector]:
+    return [
+        TemplatedExtraction(),
+        LogitProbe(),
+        KeyRotation(),
+        CredentialCompromise(),
+        BehaviorDrift(warmup_windows=config.warmup_windows),
+        PopulationOutlier(),
+    ]
+
+
+@dataclass(slots=True)
+class PartitionMonitor:
+    config: MonitorConfig
+    detectors: list[Detector] = field(default_factory=list)
+    accounts: AccountTable = field(default_factory=AccountTable)
+    watermark: int = -1
+    counters: MonitorCounters = field(default_factory=MonitorCounters)
+    _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
+    _incidents: IncidentTracker | None = None
+    _dedup: DedupIndex | None = None
+
+    def __post_init__(self) -> None:
+        if not self.detectors:
+            self.detectors = default_detectors(self.config)
+        self._incidents = IncidentTracker(self.config.window_ms, self.config.cooldown_windows)
+        self._dedup = DedupIndex(self.config.dedup_horizon_ms)
+
+    @property
+    def incidents(self) -> IncidentTracker:
+        assert self._incidents is not None
+        return self._incidents
+
+    @property
+    def dedup(self) -> DedupIndex:
+        assert self._dedup is not None
+        return self._dedup
+
+    @property
+    def open_windows(self) -> list[int]:
+        return sorted(self._windows)
+
+    # -- the step -----------------------------------------------------------------
+    def step(self, cols: RequestColumns, offsets: np.ndarray | None = None) -> StepResult:
+        """Fold one batch (in partition order) in; close the windows it completes."""
+        cfg = self.config
+        w = cfg.window_ms
+        ts = cols.ts
+        if len(ts) == 0:
+            return StepResult([], np.zeros(0, dtype=np.int64))
+        running = np.maximum.accumulate(np.maximum(ts, self.watermark))
+        before = np.empty_like(running)
+        before[0] = self.watermark
+        before[1:] = running[:-1]
+        late_mask = (ts // w + 1) * w + cfg.allowed_lateness_ms <= before
+        keep = ~late_mask
+        dup = np.zeros(len(ts), dtype=bool)
+        if keep.any():
+            idx = np.flatnonzero(keep)
+            dup[idx] = self.dedup.check_and_add(
+                cols.dedup_key[idx], ts[idx], None if offsets is None else offsets[idx])
+        keep &= ~dup
+        self.watermark = int(running[-1])
+        n_dup = int(dup.sum())
+        late = np.flatnonzero(late_mask)
+        self.counters.duplicates += n_dup
+        self.counters.late += len(late)
+        batch = cols if keep.all() else cols.take(keep)
+        if len(batch):
+            self._accumulate(batch)
+        self.counters.events += len(batch)
+        findings = self._close_due()
+        self.dedup.expire(self.watermark)
+        return StepResult(findings, late, n_dup, len(batch))
+
+    def _accumulate(self, b: RequestColumns) -> None:
+        slots = self.accounts.slots_for(b.account_ids, b.ts)
+        status = b.status
+        net_bits, ua_bits = bits_of(b.net_hash), bits_of(b.ua_hash)
+        key_bits, model_bits = bits_of(b.key_hash), bits_of(b.model_hash)
+        t = self.accounts
+        sums = {
+            "n": np.ones(len(b), dtype=np.int64),
+            "prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
+            "reasoning_tokens": b.reasoning_tokens,
+            "n_ok": (status < 400), "n_429": status == 429,
+            "n_error": (status >= 400) & (status != 429),
+            "n_cot": b.cot, "n_logprobs": b.logprobs, "n_logit_bias": b.logit_bias,
+            "n_fp": b.has_fp,
+            "n_new_net": t.is_new("known_nets", slots, net_bits) & (b.net_hash != 0),
+            "n_new_ua": t.is_new("known_uas", slots, ua_bits) & (b.ua_hash != 0),
+            "n_new_key": t.is_new("known_keys", slots, key_bits),
+            "n_new_model": t.is_new("known_models", slots, model_bits),
+        }
+        hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
+                  "uas": b.ua_hash, "models": b.model_hash}
+        starts = b.ts // self.config.window_ms * self.config.window_ms
+        for start in np.unique(starts).tolist():
+            sel = starts == start
+            acc = self._windows.get(start)
+            if acc is None:
+                acc = self._windows[start] = WindowAccumulator(start, start + self.config.window_ms)
+            s_slots = slots[sel]
+            acc.add(s_slots, {k: v[sel] for k, v in sums.items()},
+                    {k: v[sel] for k, v in hashes.items()}, b.ts[sel])
+            fp_sel = sel & b.has_fp
+            if fp_sel.any():
+                acc.add_fingerprints(slots[fp_sel], b.prompt_fp[fp_sel])
+
+    def _close_due(self) -> list[Finding]:
+        findings: list[Finding] = []
+        limit = self.watermark - self.config.allowed_lateness_ms
+        for start in sorted(self._windows):
+            if start + self.config.window_ms > limit:
+                break
+            findings.extend(self._close(self._windows.pop(start)))
+        return findings
+
+    def advance_to(self, watermark_ts: int) -> list[Finding]:
+        """Move the watermark forward without events (idle partition, end of a replay)."""
+        if watermark_ts > self.watermark:
+            self.watermark = watermark_ts
+        out = self._close_due()
+        self.dedup.expire(self.watermark)
+        return out
+
+    def flush(self) -> list[Finding]:
+        """Close every open window now (end of input)."""
+        if not self._windows:
+            return []
+        last = max(self._windows) + self.config.window_ms + self.config.allowed_lateness_ms
+        return self.advance_to(max(self.watermark, last))
+
+    def _close(self, acc: WindowAccumulator) -> list[Finding]:
+        s = acc.close()
+        self.counters.windows_closed += 1
+        out: list[Finding] = []
+        if len(s):
+            out.extend(self._detect(s))
+        out.extend(self.incidents.resolve_due(s.end_ts))
+        for f in out:
+            if f.status == "firing":
+                self.counters.alerts_firing += 1
+            else:
+                self.counters.alerts_resolved += 1
+        return out
+
+    def _detect(self, s: WindowSummary) -> list[Finding]:
+        t = self.accounts
+        feats = window_features(s)
+        slots = s.slots
+        ctx = WindowContext(
+            summary=s, features=feats, account_ids=t.ids_of(slots),
+            windows_seen=t.windows_seen[slots].copy(),
+            age_ms=s.end_ts - t.first_seen_ts[slots],
+            baseline_mean=t.ew_mean[slots].copy(),
+            baseline_std=np.sqrt(t.ew_var[slots]),
+            warmup_windows=self.config.warmup_windows,
+        )
+        hits = [h for d in self.detectors for h in d.detect(ctx)]
+        findings = [
+            Finding.hit(h.rule, h.severity, (ctx.account_ids[h.row],), h.score, h.threshold,
+                        s.start_ts, s.end_ts, h.summary, h.evidence)
+            for h in hits
+        ]
+        fired = self.incidents.observe(findings)
+        baseline = np.column_stack([feats[name] for name in BASELINE_FEATURES])
+        t.observe_window(slots, s.end_ts, s.bitmaps, baseline)
+        return fired
+
+    # -- plain-data snapshots -----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SNAPSHOT_VERSION,
+            "config": asdict(self.config),
+            "watermark": self.watermark,
+            "counters": asdict(self.counters),
+            "accounts": self.accounts.to_dict(),
+            "windows": [self._windows[k].to_dict() for k in sorted(self._windows)],
+            "incidents": self.incidents.to_dict(),
+            "detectors": {d.rule: d.to_dict() for d in self.detectors if hasattr(d, "to_dict")},
+            "dedup_from_offset": self.dedup.rebuild_from_offset(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], detectors: list[Detector] | None = None) -> PartitionMonitor:
+        version = d.get("schema_version")
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported monitor snapshot version {version!r}")
+        m = cls(MonitorConfig(**d["config"]), detectors or [])
+        m.watermark = int(d["watermark"])
+        m.counters = MonitorCounters(**d["counters"])
+        m.accounts = AccountTable.from_dict(d["accounts"])
+        for w in d["windows"]:
+            acc = WindowAccumulator.from_dict(w)
+            m._windows[acc.start_ts] = acc
+        m.incidents.load_dict(d["incidents"])
+        for det in m.detectors:
+            state = d["detectors"].get(det.rule)
+            if state is not None and hasattr(det, "load_dict"):
+                det.load_dict(state)
+        return m
