@@ -19,3 +19,6 @@ def main() -> None:
       xwatch worker --broker kafka:9092
       xwatch alerts --broker kafka:9092 --follow
     """
+
+
+main.add_command(__import__("streams.evaluate", fromlist=["evaluate_command"]).evaluate_command)
