@@ -106,6 +106,7 @@ class PartitionMonitor:
     accounts: AccountTable = field(default_factory=AccountTable)
     watermark: int = -1
     counters: MonitorCounters = field(default_factory=MonitorCounters)
+    dedup_rebuild_from: int | None = None   # after a restore: input offset to re-read from
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
@@ -132,36 +133,54 @@ class PartitionMonitor:
 
     # -- the step -----------------------------------------------------------------
     def step(self, cols: RequestColumns, offsets: np.ndarray | None = None) -> StepResult:
-        """Fold one batch (in partition order) in; close the windows it completes."""
+        """Fold one batch (in partition order) in; close the windows it completes.
+
+        The batch is cut wherever the running watermark lets a window close, and windows
+        close between the cuts, so every event sees exactly the history it would have seen
+        had events arrived one at a time: results do not depend on batch boundaries.
+        """
         cfg = self.config
-        w = cfg.window_ms
+        w, lateness = cfg.window_ms, cfg.allowed_lateness_ms
         ts = cols.ts
-        if len(ts) == 0:
+        n = len(ts)
+        if n == 0:
             return StepResult([], np.zeros(0, dtype=np.int64))
         running = np.maximum.accumulate(np.maximum(ts, self.watermark))
         before = np.empty_like(running)
         before[0] = self.watermark
         before[1:] = running[:-1]
-        late_mask = (ts // w + 1) * w + cfg.allowed_lateness_ms <= before
-        keep = ~late_mask
-        dup = np.zeros(len(ts), dtype=bool)
-        if keep.any():
-            idx = np.flatnonzero(keep)
-            dup[idx] = self.dedup.check_and_add(
-                cols.dedup_key[idx], ts[idx], None if offsets is None else offsets[idx])
-        keep &= ~dup
-        self.watermark = int(running[-1])
-        n_dup = int(dup.sum())
+        late_mask = (ts // w + 1) * w + lateness <= before
+        # closable frontier: windows starting at or before frontier*w may close
+        frontier = (running - lateness - w) // w
+        prev = (self.watermark - lateness - w) // w
+        cuts = np.flatnonzero(np.diff(np.concatenate([[prev], frontier])) > 0)
+        ends = np.append(cuts + 1, n) if (len(cuts) == 0 or cuts[-1] != n - 1) else cuts + 1
+        findings: list[Finding] = []
+        n_dup = counted = 0
+        start = 0
+        for end in ends.tolist():
+            if end <= start:
+                continue
+            seg = slice(start, end)
+            keep = ~late_mask[seg]
+            if keep.any():
+                idx = np.flatnonzero(keep) + start
+                dup = self.dedup.check_and_add(
+                    cols.dedup_key[idx], ts[idx], None if offsets is None else offsets[idx])
+                idx = idx[~dup]
+                n_dup += int(dup.sum())
+                if len(idx):
+                    self._accumulate(cols if len(idx) == n else cols.take(idx))
+                    counted += len(idx)
+            self.watermark = int(running[end - 1])
+            findings.extend(self._close_due())
+            start = end
         late = np.flatnonzero(late_mask)
         self.counters.duplicates += n_dup
         self.counters.late += len(late)
-        batch = cols if keep.all() else cols.take(keep)
-        if len(batch):
-            self._accumulate(batch)
-        self.counters.events += len(batch)
-        findings = self._close_due()
+        self.counters.events += counted
         self.dedup.expire(self.watermark)
-        return StepResult(findings, late, n_dup, len(batch))
+        return StepResult(findings, late, n_dup, counted)
 
     def _accumulate(self, b: RequestColumns) -> None:
         slots = self.accounts.slots_for(b.account_ids, b.ts)
@@ -269,7 +288,9 @@ class PartitionMonitor:
             "windows": [self._windows[k].to_dict() for k in sorted(self._windows)],
             "incidents": self.incidents.to_dict(),
             "detectors": {d.rule: d.to_dict() for d in self.detectors if hasattr(d, "to_dict")},
-            "dedup_from_offset": self.dedup.rebuild_from_offset(),
+            "dedup_from_offset": (self.dedup.rebuild_from_offset()
+                                  if self.dedup.rebuild_from_offset() is not None
+                                  else self.dedup_rebuild_from),
         }
 
     @classmethod
@@ -285,6 +306,7 @@ class PartitionMonitor:
             acc = WindowAccumulator.from_dict(w)
             m._windows[acc.start_ts] = acc
         m.incidents.load_dict(d["incidents"])
+        m.dedup_rebuild_from = d.get("dedup_from_offset")
         for det in m.detectors:
             state = d["detectors"].get(det.rule)
             if state is not None and hasattr(det, "load_dict"):

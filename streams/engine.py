@@ -1,0 +1,365 @@
+"""The firehose path: batch consume -> decode/validate -> columns -> per-partition monitors.
+
+Runs in one thread inside the Faust worker (see :mod:`streams.app`). Everything per request
+is done in batches with confluent-kafka, msgspec and numpy; only per-account windows reach
+Python-level detector code.
+
+Delivery guarantees
+-------------------
+* The consumer group spreads ``api.requests`` partitions over workers. On assignment a
+  partition's monitor is restored from its latest snapshot and consumption resumes at the
+  offset that snapshot covers, so no event is counted twice after a restart or rebalance
+  (SIGTERM writes a final snapshot; after SIGKILL the work since the last snapshot is
+  redone from the same state).
+* Alerts and DLQ entries are flushed before each snapshot, so nothing the snapshot covers
+  is lost. Work redone after a crash may emit an alert again with the same ``alert_id``.
+* The duplicate-``event_id`` index is rebuilt after a restore by re-reading the input
+  from the offset the snapshot names, not stored in the snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from models.incidents import Finding
+from models.monitor import MonitorConfig, PartitionMonitor
+from streams.alerts import Alert, encode_alert
+from streams.columns import ColumnBuilder
+from streams.records import EventDecoder, Rejection, RequestEvent, dead_letter
+from streams.settings import Settings
+from streams.state_store import SnapshotStore
+
+__all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineMetrics:
+    """Process-wide figures for /metrics (no account ids here: unbounded cardinality)."""
+
+    messages_in: int = 0
+    events_counted: int = 0
+    duplicates: int = 0
+    late_events: int = 0
+    dlq: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)     # by status
+    batches: int = 0
+    snapshots: int = 0
+    restores: int = 0
+    partitions: int = 0
+    tracked_accounts: int = 0
+    watermark_ms: int = -1
+    busy_seconds: float = 0.0
+    last_batch_at: float = 0.0
+
+
+def finding_to_alert(f: Finding, detected_at_ms: int) -> Alert:
+    return Alert(
+        alert_id=f.alert_id, status=f.status, rule=f.rule, severity=f.severity,  # type: ignore[arg-type]
+        account_ids=list(f.account_ids), score=round(float(f.score), 6),
+        threshold=float(f.threshold), window_start_ts=f.window_start_ts,
+        window_end_ts=f.window_end_ts, detected_at=detected_at_ms, summary=f.summary,
+        evidence=f.evidence,
+    )
+
+
+class DetectionEngine:
+    """Owns the consumer, the producers and one :class:`PartitionMonitor` per partition."""
+
+    def __init__(self, settings: Settings, on_alert: Callable[[Alert], None] | None = None) -> None:
+        self.settings = settings
+        self.metrics = EngineMetrics()
+        self.on_alert = on_alert
+        self.monitors: dict[int, PartitionMonitor] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._next_offset: dict[int, int] = {}
+        self._last_data: dict[int, float] = {}
+        self._dirty: set[int] = set()
+        self._flushed_idle: set[int] = set()
+        self._decoder = EventDecoder()
+        self._builder = ColumnBuilder()
+        self._config = MonitorConfig(
+            window_ms=settings.window_s * 1000,
+            allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+            warmup_windows=settings.warmup_windows,
+            cooldown_windows=settings.cooldown_windows,
+            dedup_horizon_ms=settings.dedup_horizon_s * 1000,
+        )
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._store: SnapshotStore | None = None
+        self._last_snapshot = time.monotonic()
+        self.error: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once partitions have been assigned (and restored) at least once."""
+        return self._ready.wait(timeout)
+
+    def run(self) -> None:
+        """The loop; returns after :meth:`stop` with a final snapshot written."""
+        s = self.settings
+        self._producer = Producer({
+            "bootstrap.servers": s.broker, "linger.ms": 20, "batch.num.messages": 10_000,
+            "enable.idempotence": True,
+        })
+        self._store = SnapshotStore(s.broker, s.state_topic, s.topics.requests)
+        self._consumer = Consumer({
+            "bootstrap.servers": s.broker, "group.id": s.group_id,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(s.session_timeout_s * 1000),
+            "heartbeat.interval.ms": max(500, int(s.session_timeout_s * 1000) // 3),
+            "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 10,
+            "partition.assignment.strategy": "range",
+        })
+        self._consumer.subscribe([s.topics.requests], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+        try:
+            while not self._stop.is_set():
+                msgs = self._consumer.consume(s.batch_max, s.batch_timeout_s)
+                t0 = time.perf_counter()
+                if msgs:
+                    self._process(msgs)
+                self._tick()
+                if msgs:
+                    self.metrics.busy_seconds += time.perf_counter() - t0
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            if self._consumer is not None and self.monitors:
+                self._snapshot(sorted(self.monitors))
+        finally:
+            if self._consumer is not None:
+                self._consumer.close()
+            if self._producer is not None:
+                self._producer.flush(10)
+
+    # -- rebalance callbacks (run inside consume()) ----------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._store is not None
+        wanted = [tp.partition for tp in partitions]
+        snapshots = self._store.load(wanted) if wanted else {}
+        assigned = []
+        for p in wanted:
+            snap = snapshots.get(p)
+            if snap is not None:
+                mon = PartitionMonitor.from_dict(snap.state)
+                self._rebuild_dedup(p, mon, snap.next_offset)
+                offset = snap.next_offset
+                self.metrics.restores += 1
+                log.info("partition %d restored at offset %d (watermark %d, %d accounts)",
+                         p, offset, mon.watermark, len(mon.accounts))
+            else:
+                mon = PartitionMonitor(self._config)
+                offset = OFFSET_BEGINNING
+            self.monitors[p] = mon
+            self._last_data[p] = time.monotonic()
+            if snap is not None:
+                self._next_offset[p] = snap.next_offset
+            assigned.append(TopicPartition(self.settings.topics.requests, p, offset))
+        consumer.assign(assigned)
+        self.metrics.partitions = len(self.monitors)
+        self._ready.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = [tp.partition for tp in partitions if tp.partition in self.monitors]
+        if gone:
+            self._snapshot(gone)
+        for p in gone:
+            self._forget(p)
+        consumer.unassign()
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._forget(tp.partition)
+
+    def _forget(self, p: int) -> None:
+        self.monitors.pop(p, None)
+        self._next_offset.pop(p, None)
+        self._dirty.discard(p)
+        self.metrics.partitions = len(self.monitors)
+
+    def _rebuild_dedup(self, p: int, mon: PartitionMonitor, end_offset: int) -> None:
+        """Re-read [dedup_from_offset, end_offset) to restore the event_id index."""
+        start = mon.dedup_rebuild_from
+        if start is None or start >= end_offset:
+            return
+        c = Consumer({"bootstrap.servers": self.settings.broker, "group.id": f"{self.settings.group_id}-dedup",
+                      "enable.auto.commit": False, "fetch.queue.backoff.ms": 10})
+        try:
+            c.assign([TopicPartition(self.settings.topics.requests, p, start)])
+            done = False
+            idle_since = time.monotonic()
+            while not done and time.monotonic() - idle_since < 5.0:
+                msgs = c.consume(10_000, 0.2)
+                if msgs:
+                    idle_since = time.monotonic()
+                events, offsets = [], []
+                for m in msgs:
+                    if m.error():
+                        continue
+                    if m.offset() >= end_offset:
+                        done = True
+                        break
+                    ev = self._decoder.decode(m.value())
+                    if isinstance(ev, RequestEvent):
+                        events.append(ev)
+                        offsets.append(m.offset())
+                    if m.offset() == end_offset - 1:
+                        done = True
+                if events:
+                    cols = self._builder.build(events)
+                    mon.dedup.check_and_add(cols.dedup_key, cols.ts, np.asarray(offsets))
+        finally:
+            c.close()
+
+    # -- the batch path -----------------------------------------------------------------
+    def _process(self, msgs: list[Message]) -> None:
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err)
+                continue
+            by_partition[m.partition()].append(m)
+        now_wall = time.monotonic()
+        for p, batch in by_partition.items():
+            mon = self.monitors.get(p)
+            if mon is None:
+                continue
+            self._process_partition(p, mon, batch)
+            self._last_data[p] = now_wall
+            self._flushed_idle.discard(p)
+        self.metrics.messages_in += len(msgs)
+        self.metrics.batches += 1
+        self.metrics.last_batch_at = time.time()
+
+    def _process_partition(self, p: int, mon: PartitionMonitor, batch: list[Message]) -> None:
+        decode = self._decoder.decode
+        events: list[RequestEvent] = []
+        kept: list[Message] = []
+        for m in batch:
+            r = decode(m.value())
+            if type(r) is RequestEvent:
+                events.append(r)
+                kept.append(m)
+            else:
+                assert isinstance(r, Rejection)
+                self._dead_letter(r, m)
+        if events:
+            cols = self._builder.build(events)
+            offsets = np.fromiter((m.offset() for m in kept), dtype=np.int64, count=len(kept))
+            result = mon.step(cols, offsets)
+            for i in result.late.tolist():
+                self._dead_letter(Rejection("late", f"event time {int(cols.ts[i])} is behind the "
+                                            f"watermark {mon.watermark} by more than the allowed "
+                                            f"lateness"), kept[i])
+            self.metrics.events_counted += result.counted
+            self.metrics.duplicates += result.duplicates
+            self.metrics.late_events += len(result.late)
+            self._emit(result.findings)
+        self._next_offset[p] = batch[-1].offset() + 1
+        self._dirty.add(p)
+
+    def _dead_letter(self, r: Rejection, m: Message) -> None:
+        assert self._producer is not None
+        value = dead_letter(r, m.topic() or "", m.partition() or 0, m.offset() or 0, m.value())
+        self._produce(self.settings.topics.dlq, m.key(), value)
+        self.metrics.dlq[r.code] += 1
+
+    def _produce(self, topic: str, key: bytes | str | None, value: bytes) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _emit(self, findings: list[Finding]) -> None:
+        if not findings:
+            return
+        now_ms = int(time.time() * 1000)
+        for f in findings:
+            alert = finding_to_alert(f, now_ms)
+            self._produce(self.settings.topics.alerts, alert.key, encode_alert(alert))
+            self.metrics.alerts[alert.status] += 1
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        assert self._producer is not None
+        self._producer.poll(0)
+
+    # -- time-driven work: idle partitions, snapshots ---------------------------------------
+    def _tick(self) -> None:
+        s = self.settings
+        now = time.monotonic()
+        if self.monitors:
+            marks = [m.watermark for m in self.monitors.values()]
+            global_wm = max(marks)
+            self.metrics.watermark_ms = global_wm
+            self.metrics.tracked_accounts = sum(len(m.accounts) for m in self.monitors.values())
+            last_any = max(self._last_data.get(p, 0.0) for p in self.monitors)
+            all_idle = now - last_any >= s.idle_partition_s
+            for p, mon in self.monitors.items():
+                idle = now - self._last_data.get(p, 0.0) >= s.idle_partition_s
+                if not idle:
+                    continue
+                if all_idle and p not in self._flushed_idle:
+                    # The whole input is quiet: close what is open (end of a replay, a lull).
+                    self._emit(mon.flush())
+                    self._flushed_idle.add(p)
+                    self._dirty.add(p)
+                elif global_wm > mon.watermark:
+                    # An idle partition must not hold back time: follow the busiest one.
+                    self._emit(mon.advance_to(global_wm))
+                    self._dirty.add(p)
+        if self._dirty and now - self._last_snapshot >= s.snapshot_interval_s:
+            self._snapshot(sorted(self._dirty))
+
+    def _snapshot(self, partitions: list[int]) -> None:
+        assert self._producer is not None and self._store is not None
+        self._producer.flush(30)   # alerts and DLQ entries first: the snapshot covers them
+        commits = []
+        for p in partitions:
+            mon = self.monitors.get(p)
+            nxt = self._next_offset.get(p)
+            if mon is None or nxt is None:
+                continue
+            self._store.save(p, nxt, mon.to_dict())
+            commits.append(TopicPartition(self.settings.topics.requests, p, nxt))
+            self.metrics.snapshots += 1
+        if commits and self._consumer is not None:
+            try:
+                self._consumer.commit(offsets=commits, asynchronous=False)
+            except Exception as exc:  # commit is informational (lag); snapshots are the truth
+                log.warning("offset commit failed: %s", exc)
+        self._dirty.difference_update(partitions)
+        self._last_snapshot = time.monotonic()
