@@ -65,7 +65,7 @@ class RequestColumns:
             "cot": (False, np.bool_), "logprobs": (False, np.bool_), "logit_bias": (False, np.bool_),
             "dedup_key": (0, np.uint64),
         }
-        arrays = []
+        arrays: list[np.ndarray] = []
         for name in _ARRAY_FIELDS:
             fill, dtype = defaults[name]
             if name in columns:

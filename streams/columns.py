@@ -36,7 +36,7 @@ class ColumnBuilder:
     ...     b'"api_key_id":"k","model":"m","endpoint":"/x","status":429,"prompt_tokens":1,'
     ...     b'"completion_tokens":2,"flags":["cot_request"],"ip":"10.1.2.3"}')
     >>> cols = ColumnBuilder().build([ev])
-    >>> cols.status.tolist(), cols.cot.tolist(), int(cols.net_hash[0]) == zlib.crc32(b"10.1.2")
+    >>> cols.status.tolist(), cols.cot.tolist(), int(cols.net_hash[0]) == zlib.crc32(b"net:10.1.2")
     ([429], [True], True)
     """
 

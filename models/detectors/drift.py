@@ -50,9 +50,11 @@ class PageHinkleyState:
     @classmethod
     def from_list(cls, values: list[float], **params: Any) -> PageHinkleyState:
         s = cls(**params)
-        p = s._ph
-        (p._x_mean.n, p._x_mean._mean, p._sum_increase, p._sum_decrease,
-         p._min_increase, p._max_decrease, drift) = values
+        p: Any = s._ph
+        n, mean, inc, dec, min_inc, max_dec, drift = values
+        p._x_mean.n, p._x_mean._mean = n, mean
+        p._sum_increase, p._sum_decrease = inc, dec
+        p._min_increase, p._max_decrease = min_inc, max_dec
         p._drift_detected = bool(drift)
         return s
 
