@@ -34,6 +34,7 @@ import numpy as np
 
 from models.accounts import BASELINE_FEATURES, AccountTable
 from models.batch import RequestColumns
+from models.coordination import AccountSummary
 from models.dedup import DedupIndex
 from models.detectors.base import Detector, WindowContext
 from models.detectors.drift import BehaviorDrift
@@ -47,7 +48,13 @@ from models.detectors.rules import (
 from models.features import window_features
 from models.incidents import Finding, IncidentTracker
 from models.sketches import bits_of
+from models.templates import EMPTY
 from models.windows import WindowAccumulator, WindowSummary
+
+
+def _hash_or_zero(h: np.uint32) -> int:
+    return 0 if int(h) == 0xFFFF_FFFF else int(h)
+
 
 __all__ = ["SNAPSHOT_VERSION", "MonitorConfig", "PartitionMonitor", "StepResult",
            "default_detectors"]
@@ -62,6 +69,7 @@ class MonitorConfig:
     warmup_windows: int = 5
     cooldown_windows: int = 3
     dedup_horizon_ms: int = 600_000
+    summary_min_score: float = 0.3   # account-windows at or above go to the cross-account view
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
@@ -107,6 +115,7 @@ class PartitionMonitor:
     watermark: int = -1
     counters: MonitorCounters = field(default_factory=MonitorCounters)
     dedup_rebuild_from: int | None = None   # after a restore: input offset to re-read from
+    outbox: list[AccountSummary] = field(default_factory=list)  # for the cross-account view
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
@@ -273,9 +282,31 @@ class PartitionMonitor:
             for h in hits
         ]
         fired = self.incidents.observe(findings)
+        self._summarise(s, feats, ctx)
         baseline = np.column_stack([feats[name] for name in BASELINE_FEATURES])
         t.observe_window(slots, s.end_ts, s.bitmaps, baseline)
         return fired
+
+    def _summarise(self, s: WindowSummary, feats: dict[str, np.ndarray], ctx: WindowContext) -> None:
+        rows = np.flatnonzero((feats["extraction_score"] >= self.config.summary_min_score)
+                              & (feats["requests"] >= 2))
+        if len(rows) == 0:
+            return
+        rep = s.fp_sample[:, 0]
+        first_seen = self.accounts.first_seen_ts[s.slots]
+        for r in rows.tolist():
+            fp = int(rep[r])
+            self.outbox.append(AccountSummary(
+                ctx.account_ids[r], s.start_ts, s.end_ts, int(feats["requests"][r]),
+                round(float(feats["extraction_score"][r]), 4),
+                template_fp=0 if fp == int(EMPTY) else fp,
+                net=_hash_or_zero(s.min_hashes["nets"][r]), ua=_hash_or_zero(s.min_hashes["uas"][r]),
+                asn=_hash_or_zero(s.min_hashes["asns"][r]), first_seen_ts=int(first_seen[r]),
+                windows_seen=int(ctx.windows_seen[r])))
+
+    def drain_summaries(self) -> list[AccountSummary]:
+        out, self.outbox = self.outbox, []
+        return out
 
     # -- plain-data snapshots -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

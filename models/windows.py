@@ -31,6 +31,8 @@ COUNTERS = (
     "n_new_model",
 )
 BITMAPS = ("keys", "nets", "asns", "uas", "models", "fps")
+MIN_HASHES = ("nets", "asns", "uas")   # smallest hash seen: an order-independent identity
+_NO_HASH = np.uint32(0xFFFF_FFFF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class WindowSummary:
     first_ts: np.ndarray                   # int64: earliest event of each account
     last_ts: np.ndarray
     fp_sample: np.ndarray                  # (rows, SAMPLE_K) uint64 bottom-k fingerprints
+    min_hashes: dict[str, np.ndarray] = field(default_factory=dict)   # MIN_HASHES -> uint32
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -62,6 +65,7 @@ class WindowAccumulator:
     first_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     fp_sample: np.ndarray = field(default_factory=lambda: np.zeros((0, SAMPLE_K), np.uint64))
+    min_hashes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.counters:
@@ -70,6 +74,7 @@ class WindowAccumulator:
             self.first_ts = np.full(self.capacity, np.iinfo(np.int64).max, dtype=np.int64)
             self.last_ts = np.zeros(self.capacity, dtype=np.int64)
             self.fp_sample = np.full((self.capacity, SAMPLE_K), EMPTY, dtype=np.uint64)
+            self.min_hashes = {k: np.full(self.capacity, _NO_HASH, dtype=np.uint32) for k in MIN_HASHES}
 
     def _grow(self, needed: int) -> None:
         new = max(needed, 2 * self.capacity, 64)
@@ -81,6 +86,8 @@ class WindowAccumulator:
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, dtype=np.int64)])
         self.fp_sample = np.concatenate(
             [self.fp_sample, np.full((pad, SAMPLE_K), EMPTY, dtype=np.uint64)])
+        for k, v in self.min_hashes.items():
+            self.min_hashes[k] = np.concatenate([v, np.full(pad, _NO_HASH, dtype=np.uint32)])
         self.capacity = new
 
     def add(self, slots: np.ndarray, sums: dict[str, np.ndarray],
@@ -101,6 +108,11 @@ class WindowAccumulator:
             words = np.zeros(m, dtype=np.uint64)
             np.bitwise_or.at(words, inv, bits_of(values))
             self.bitmaps[name][uniq] |= words
+            if name in self.min_hashes:
+                present = values != 0
+                lows = np.full(m, _NO_HASH, dtype=np.uint32)
+                np.minimum.at(lows, inv[present], values[present].astype(np.uint32))
+                self.min_hashes[name][uniq] = np.minimum(self.min_hashes[name][uniq], lows)
         if ts is not None:
             lo = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
             hi = np.zeros(m, dtype=np.int64)
@@ -124,6 +136,7 @@ class WindowAccumulator:
             {k: v[active] for k, v in self.counters.items()},
             {k: v[active] for k, v in self.bitmaps.items()},
             self.first_ts[active], self.last_ts[active], self.fp_sample[active],
+            {k: v[active] for k, v in self.min_hashes.items()},
         )
 
     # -- snapshots: plain data ------------------------------------------------
@@ -135,6 +148,7 @@ class WindowAccumulator:
             "bitmaps": {k: v.tobytes() for k, v in s.bitmaps.items()},
             "first_ts": s.first_ts.tobytes(), "last_ts": s.last_ts.tobytes(),
             "fp_sample": s.fp_sample.tobytes(),
+            "min_hashes": {k: v.tobytes() for k, v in s.min_hashes.items()},
         }
 
     @classmethod
@@ -149,4 +163,6 @@ class WindowAccumulator:
         acc.first_ts[slots] = np.frombuffer(d["first_ts"], dtype=np.int64)
         acc.last_ts[slots] = np.frombuffer(d["last_ts"], dtype=np.int64)
         acc.fp_sample[slots] = np.frombuffer(d["fp_sample"], dtype=np.uint64).reshape(-1, SAMPLE_K)
+        for k, raw in d.get("min_hashes", {}).items():
+            acc.min_hashes[k][slots] = np.frombuffer(raw, dtype=np.uint32)
         return acc

@@ -20,8 +20,11 @@ from typing import Any
 
 import faust
 import mode
+import msgspec
 
-from streams.engine import DetectionEngine, EngineMetrics
+from models.coordination import AccountSummary, CoordinationDetector
+from streams.alerts import encode_alert
+from streams.engine import DetectionEngine, EngineMetrics, finding_to_alert
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -96,6 +99,39 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
 
     app.service(DetectionService)
 
+    # -- the cross-account view: an agent on the reduced stream of account summaries --------
+    coordination = CoordinationDetector(settings.window_s * 1000,
+                                        cooldown_windows=settings.cooldown_windows)
+    summaries_topic = app.topic(settings.coordination_topic, value_serializer="raw",
+                                key_serializer="raw", partitions=1)
+    alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw", key_serializer="raw")
+    last_summary = [time.monotonic()]
+
+    async def send_findings(findings: list[Any]) -> None:
+        now_ms = int(time.time() * 1000)
+        for f in findings:
+            alert = finding_to_alert(f, now_ms)
+            await alerts_topic.send(key=alert.key.encode(), value=encode_alert(alert))
+            engine.metrics.alerts[alert.status] += 1
+
+    @app.agent(summaries_topic)
+    async def coordinate(stream: Any) -> None:
+        """Links accounts that share networks, clients, templates or payment methods."""
+        async for batch in stream.take(1000, within=0.5):
+            for raw in batch:
+                try:
+                    coordination.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
+                except (msgspec.MsgspecError, TypeError) as exc:
+                    log.warning("skipping unreadable account summary: %s", exc)
+            last_summary[0] = time.monotonic()
+            await send_findings(coordination.close_ready())
+
+    @app.timer(interval=1.0)
+    async def close_quiet_windows() -> None:
+        # like the idle flush of the engine: when no summaries come, close what is open
+        if time.monotonic() - last_summary[0] >= 2 * settings.idle_partition_s:
+            await send_findings(coordination.flush())
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         ok = engine.error is None and not engine.stopped and engine.wait_ready(0)
@@ -115,12 +151,13 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
                  m.events_counted, sum(m.dlq.values()), m.late_events, dict(m.alerts),
                  m.partitions, m.tracked_accounts)
 
-    del health, metrics, log_progress
+    del health, metrics, log_progress, coordinate, close_quiet_windows
     return app
 
 
 def run_worker(settings: Settings) -> int:
     """Run a worker in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    ensure_topics(settings)   # before Faust subscribes its agents
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     started = time.monotonic()

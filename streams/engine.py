@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -38,6 +39,7 @@ from confluent_kafka import (
 
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
+from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
 from streams.columns import ColumnBuilder
 from streams.records import EventDecoder, Rejection, RequestEvent, dead_letter
@@ -102,6 +104,7 @@ class DetectionEngine:
             cooldown_windows=settings.cooldown_windows,
             dedup_horizon_ms=settings.dedup_horizon_s * 1000,
         )
+        self.registry = AccountRegistry(settings.broker, settings.topics.accounts)
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._store: SnapshotStore | None = None
@@ -128,6 +131,7 @@ class DetectionEngine:
             "enable.idempotence": True,
         })
         self._store = SnapshotStore(s.broker, s.state_topic, s.topics.requests)
+        self.registry.start()
         self._consumer = Consumer({
             "bootstrap.servers": s.broker, "group.id": s.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -151,6 +155,7 @@ class DetectionEngine:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        self.registry.stop()
         try:
             if self._consumer is not None and self.monitors:
                 self._snapshot(sorted(self.monitors))
@@ -285,6 +290,7 @@ class DetectionEngine:
             self.metrics.duplicates += result.duplicates
             self.metrics.late_events += len(result.late)
             self._emit(result.findings)
+            self._forward_summaries(mon)
         self._next_offset[p] = batch[-1].offset() + 1
         self._dirty.add(p)
 
@@ -303,6 +309,19 @@ class DetectionEngine:
             except BufferError:
                 self._producer.poll(0.05)
         self._producer.poll(0)
+
+    def _forward_summaries(self, mon: PartitionMonitor) -> None:
+        """Suspicious account-windows go to the cross-account view (a Faust agent)."""
+        summaries = mon.drain_summaries()
+        if not summaries:
+            return
+        topic = self.settings.coordination_topic
+        get = self.registry.get
+        for s in summaries:
+            rec = get(s.account_id)
+            if rec is not None:
+                s = s.with_account(rec.payment_fp, rec.created_ts)
+            self._produce(topic, s.account_id, msgspec.msgpack.encode(s.to_dict()))
 
     def _emit(self, findings: list[Finding]) -> None:
         if not findings:
@@ -335,11 +354,13 @@ class DetectionEngine:
                 if all_idle and p not in self._flushed_idle:
                     # The whole input is quiet: close what is open (end of a replay, a lull).
                     self._emit(mon.flush())
+                    self._forward_summaries(mon)
                     self._flushed_idle.add(p)
                     self._dirty.add(p)
                 elif global_wm > mon.watermark:
                     # An idle partition must not hold back time: follow the busiest one.
                     self._emit(mon.advance_to(global_wm))
+                    self._forward_summaries(mon)
                     self._dirty.add(p)
         if self._dirty and now - self._last_snapshot >= s.snapshot_interval_s:
             self._snapshot(sorted(self._dirty))

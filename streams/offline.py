@@ -10,6 +10,7 @@ import time
 import zlib
 from collections.abc import Iterable
 
+from models.coordination import CoordinationDetector
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.alerts import Alert
@@ -28,11 +29,18 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
     pending: list[list[RequestEvent]] = [[] for _ in range(partitions)]
     decoder, builder = EventDecoder(), ColumnBuilder()
     findings: list[Finding] = []
+    coordination = CoordinationDetector(config.window_ms, cooldown_windows=config.cooldown_windows)
+
+    def cross_account(p: int) -> None:
+        for s in monitors[p].drain_summaries():
+            coordination.add(s)
+        findings.extend(coordination.close_ready())
 
     def drain(p: int) -> None:
         if pending[p]:
             findings.extend(monitors[p].step(builder.build(pending[p])).findings)
             pending[p] = []
+        cross_account(p)
 
     for raw in values:
         ev = decoder.decode(raw)
@@ -45,5 +53,7 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
     for p in range(partitions):
         drain(p)
         findings.extend(monitors[p].flush())
+        cross_account(p)
+    findings.extend(coordination.flush())
     now = int(time.time() * 1000)
     return [finding_to_alert(f, now) for f in findings]

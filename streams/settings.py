@@ -57,6 +57,11 @@ class Settings:
         return f"{self.app_id}-state"
 
     @property
+    def coordination_topic(self) -> str:
+        """Internal: per-account window summaries for the cross-account (hydra) view."""
+        return f"{self.app_id}-coordination"
+
+    @property
     def group_id(self) -> str:
         return f"{self.app_id}-detector"
 

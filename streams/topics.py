@@ -32,6 +32,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
         NewTopic(t.alerts, settings.partitions, 1),
         NewTopic(t.dlq, settings.partitions, 1),
         NewTopic(settings.state_topic, 1, 1, config={"cleanup.policy": "compact"}),
+        NewTopic(settings.coordination_topic, 1, 1),   # one partition: one cross-account view
     ]
     missing = [nt for nt in wanted if nt.topic not in existing]
     if not missing:

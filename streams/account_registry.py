@@ -1,0 +1,80 @@
+"""What the optional account stream (``api.accounts``) says about each account.
+
+Every worker reads the whole compacted topic (no consumer group) in a background thread
+and keeps the latest record per account in memory: the payment fingerprint links hydra
+accounts, ``created_ts`` says how young an account is. Bad records go to the log and are
+skipped; the stream is optional, so a missing topic is not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.records import AccountRecord
+
+__all__ = ["AccountRegistry"]
+
+log = logging.getLogger(__name__)
+
+
+class AccountRegistry:
+    def __init__(self, broker: str, topic: str) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.records: dict[str, AccountRecord] = {}
+        self.rejected = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._decoder = msgspec.json.Decoder(AccountRecord)
+
+    def get(self, account_id: str) -> AccountRecord | None:
+        return self.records.get(account_id)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Fold one message in (a tombstone deletes)."""
+        if value is None:
+            if key is not None:
+                self.records.pop(key.decode(errors="replace"), None)
+            return
+        try:
+            rec = self._decoder.decode(value)
+        except msgspec.MsgspecError as exc:
+            self.rejected += 1
+            log.warning("skipping bad account record: %s", exc)
+            return
+        self.records[rec.account_id] = rec
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="xwatch-accounts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"xwatch-accounts-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False, "fetch.wait.max.ms": 200})
+        try:
+            assigned = False
+            while not self._stop.is_set():
+                if not assigned:
+                    md = c.list_topics(self.topic, timeout=5).topics.get(self.topic)
+                    if md is None or md.error is not None or not md.partitions:
+                        self._stop.wait(5)
+                        continue
+                    c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in md.partitions])
+                    assigned = True
+                for m in c.consume(1000, 0.5):
+                    if not m.error():
+                        self.apply(m.key(), m.value())
+        except Exception:  # the stream is optional: log, never take the worker down
+            log.exception("account stream reader stopped")
+        finally:
+            c.close()
