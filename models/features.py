@@ -27,7 +27,8 @@ FEATURES = (
     "out_in_ratio", "reasoning_share", "ok_share", "share_429", "error_share",
     "distinct_keys", "distinct_nets", "distinct_asns", "distinct_uas", "distinct_models",
     "fp_diversity", "neardup_share", "cot_share", "logprobs_share", "logit_bias_share",
-    "new_net_share", "new_ua_share", "new_key_share", "new_model_share", "extraction_score",
+    "new_net_share", "new_ua_share", "new_key_share", "new_model_share", "fresh_model_share",
+    "extraction_score",
 )
 
 
@@ -67,6 +68,7 @@ def window_features(s: WindowSummary) -> dict[str, np.ndarray]:
         "new_ua_share": _ratio(c["n_new_ua"], c["n"]),
         "new_key_share": _ratio(c["n_new_key"], c["n"]),
         "new_model_share": _ratio(c["n_new_model"], c["n"]),
+        "fresh_model_share": _ratio(c["n_fresh_model"], c["n"]),
     }
     out["extraction_score"] = extraction_score(out)
     return out

@@ -43,6 +43,7 @@ from models.detectors.rules import (
     CredentialCompromise,
     KeyRotation,
     LogitProbe,
+    ModelPivot,
     TemplatedExtraction,
 )
 from models.features import window_features
@@ -70,6 +71,8 @@ class MonitorConfig:
     cooldown_windows: int = 3
     dedup_horizon_ms: int = 600_000
     summary_min_score: float = 0.3   # account-windows at or above go to the cross-account view
+    fresh_model_after_ms: int = 3_600_000   # a model first seen this long after the stream began
+    fresh_model_for_ms: int = 86_400_000    # ... counts as newly released for this long
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
@@ -102,6 +105,7 @@ def default_detectors(config: MonitorConfig) -> list[Detector]:
         LogitProbe(),
         KeyRotation(),
         CredentialCompromise(),
+        ModelPivot(),
         BehaviorDrift(warmup_windows=config.warmup_windows),
         PopulationOutlier(),
     ]
@@ -116,6 +120,8 @@ class PartitionMonitor:
     counters: MonitorCounters = field(default_factory=MonitorCounters)
     dedup_rebuild_from: int | None = None   # after a restore: input offset to re-read from
     outbox: list[AccountSummary] = field(default_factory=list)  # for the cross-account view
+    stream_start_ts: int = -1
+    model_first_seen: dict[int, int] = field(default_factory=dict)   # model hash -> event time
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
@@ -210,6 +216,7 @@ class PartitionMonitor:
             "n_new_key": t.is_new("known_keys", slots, key_bits),
             "n_new_model": t.is_new("known_models", slots, model_bits),
         }
+        sums["n_fresh_model"] = self._fresh_model(b)
         hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
                   "uas": b.ua_hash, "models": b.model_hash}
         starts = b.ts // self.config.window_ms * self.config.window_ms
@@ -224,6 +231,20 @@ class PartitionMonitor:
             fp_sel = sel & b.has_fp
             if fp_sel.any():
                 acc.add_fingerprints(slots[fp_sel], b.prompt_fp[fp_sel])
+
+    def _fresh_model(self, b: RequestColumns) -> np.ndarray:
+        """True where the event's model was released (first seen) during observation."""
+        cfg = self.config
+        if self.stream_start_ts < 0:
+            self.stream_start_ts = int(b.ts[0])
+        first_seen = self.model_first_seen
+        models, first_idx = np.unique(b.model_hash, return_index=True)
+        released = np.empty(len(models), dtype=np.int64)
+        for i, (m, j) in enumerate(zip(models.tolist(), first_idx.tolist(), strict=True)):
+            released[i] = first_seen.setdefault(m, int(b.ts[j]))
+        rel = released[np.searchsorted(models, b.model_hash)]
+        return ((rel - self.stream_start_ts >= cfg.fresh_model_after_ms)
+                & (b.ts - rel < cfg.fresh_model_for_ms))
 
     def _close_due(self) -> list[Finding]:
         findings: list[Finding] = []
@@ -319,6 +340,8 @@ class PartitionMonitor:
             "windows": [self._windows[k].to_dict() for k in sorted(self._windows)],
             "incidents": self.incidents.to_dict(),
             "detectors": {d.rule: d.to_dict() for d in self.detectors if hasattr(d, "to_dict")},
+            "stream_start_ts": self.stream_start_ts,
+            "model_first_seen": [[k, v] for k, v in sorted(self.model_first_seen.items())],
             "dedup_from_offset": (self.dedup.rebuild_from_offset()
                                   if self.dedup.rebuild_from_offset() is not None
                                   else self.dedup_rebuild_from),
@@ -338,6 +361,8 @@ class PartitionMonitor:
             m._windows[acc.start_ts] = acc
         m.incidents.load_dict(d["incidents"])
         m.dedup_rebuild_from = d.get("dedup_from_offset")
+        m.stream_start_ts = int(d["stream_start_ts"])
+        m.model_first_seen = {int(k): int(v) for k, v in d["model_first_seen"]}
         for det in m.detectors:
             state = d["detectors"].get(det.rule)
             if state is not None and hasattr(det, "load_dict"):

@@ -27,7 +27,7 @@ __all__ = ["BITMAPS", "COUNTERS", "WindowAccumulator", "WindowSummary"]
 
 COUNTERS = (
     "n", "prompt_tokens", "completion_tokens", "reasoning_tokens", "n_ok", "n_429", "n_error",
-    "n_cot", "n_logprobs", "n_logit_bias", "n_fp", "n_new_net", "n_new_ua", "n_new_key",
+    "n_cot", "n_logprobs", "n_logit_bias", "n_fp", "n_new_net", "n_new_ua", "n_new_key", "n_fresh_model",
     "n_new_model",
 )
 BITMAPS = ("keys", "nets", "asns", "uas", "models", "fps")

@@ -11,6 +11,6 @@ from models.detectors.rules import (
 )
 
 __all__ = [
-    "BehaviorDrift", "CredentialCompromise", "Detector", "Hit", "KeyRotation", "LogitProbe",
+    "BehaviorDrift", "CredentialCompromise", "Detector", "Hit", "KeyRotation", "LogitProbe", "ModelPivot",
     "PageHinkleyState", "PopulationOutlier", "TemplatedExtraction", "WindowContext",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 
 from models.detectors.base import Hit, WindowContext, feature_evidence
 
-__all__ = ["CredentialCompromise", "KeyRotation", "LogitProbe", "TemplatedExtraction"]
+__all__ = ["CredentialCompromise", "KeyRotation", "LogitProbe", "ModelPivot", "TemplatedExtraction"]
 
 
 class TemplatedExtraction:
@@ -146,3 +146,34 @@ class CredentialCompromise:
                 f"{f['new_net_share'][row]:.0%} from networks and {f['new_ua_share'][row]:.0%} "
                 f"from user agents it never used: its key is likely stolen or resold.", ev))
         return hits
+
+
+class ModelPivot:
+    """An account with history moving most of its extraction-like traffic onto a model
+    released during observation (campaigns retarget new models within hours)."""
+
+    rule = "model_pivot"
+    _EVIDENCE = ("requests", "fresh_model_share", "extraction_score", "neardup_share",
+                 "completion_tokens_per_req")
+
+    def __init__(self, min_fresh_share: float = 0.6, min_score: float = 0.45,
+                 min_requests: int = 20, min_history_windows: int = 3) -> None:
+        self.min_fresh_share = min_fresh_share
+        self.min_score = min_score
+        self.min_requests = min_requests
+        self.min_history_windows = min_history_windows
+
+    def detect(self, ctx: WindowContext) -> list[Hit]:
+        f = ctx.features
+        gate = ((f["requests"] >= self.min_requests)
+                & (ctx.windows_seen >= self.min_history_windows)
+                & (f["fresh_model_share"] >= self.min_fresh_share)
+                & (f["extraction_score"] >= self.min_score))
+        return [
+            Hit(self.rule, "warning", row, float(f["fresh_model_share"][row]), self.min_fresh_share,
+                f"{f['fresh_model_share'][row]:.0%} of this account's requests moved to a newly "
+                f"released model, with extraction-like traffic (score "
+                f"{f['extraction_score'][row]:.2f}): a campaign retargeting the new model.",
+                feature_evidence(ctx, row, self._EVIDENCE))
+            for row in np.flatnonzero(gate).tolist()
+        ]
