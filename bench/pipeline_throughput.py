@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -365,7 +366,8 @@ class BenchEngine(DetectionEngine):
             }
 
 
-def pipeline_settings(bootstrap: str, topic: str, partitions: int, window_s: int | None) -> Settings:
+def pipeline_settings(bootstrap: str, topic: str, partitions: int, window_s: int | None,
+                      idle_partition_s: float = 2.0) -> Settings:
     u = uuid.uuid4().hex[:8]
     overrides: dict[str, Any] = {}
     if window_s is not None:
@@ -374,7 +376,7 @@ def pipeline_settings(bootstrap: str, topic: str, partitions: int, window_s: int
         {}, broker=bootstrap, app_id=f"bench-{u}", partitions=partitions,
         topics=Topics(requests=topic, accounts=f"bench-acc-{u}", alerts=f"bench-alerts-{u}",
                       dlq=f"bench-dlq-{u}"),
-        session_timeout_s=6, idle_partition_s=2, snapshot_interval_s=5, web_enabled=False,
+        session_timeout_s=6, idle_partition_s=idle_partition_s, snapshot_interval_s=5, web_enabled=False,
         log_level="warning", **overrides)
 
 
@@ -417,8 +419,9 @@ class Profiler:
 
 
 def pipeline_run(bootstrap: str, topic: str, partitions: int, n: int, broker_pid: int | None,
-                 window_s: int | None, timeout_s: float, profiler: Profiler | None = None) -> ConsumeResult:
-    settings = pipeline_settings(bootstrap, topic, partitions, window_s)
+                 window_s: int | None, timeout_s: float, profiler: Profiler | None = None,
+                 idle_partition_s: float = 2.0) -> ConsumeResult:
+    settings = pipeline_settings(bootstrap, topic, partitions, window_s, idle_partition_s)
     ensure_topics(settings)        # the engine creates nothing itself
     engine = BenchEngine(settings, n, broker_pid)
     crash: list[BaseException] = []
@@ -491,24 +494,28 @@ def pipeline_run(bootstrap: str, topic: str, partitions: int, n: int, broker_pid
 
 
 # -- profile summary -------------------------------------------------------------------------
-def summarize_profile(path: Path, fmt: str, top: int = 18) -> list[str]:
+def summarize_profile(path: Path, fmt: str, top: int = 22) -> list[str]:
     """Top frames by inclusive and self share of samples (speedscope or raw formats)."""
     stacks: Counter[tuple[str, ...]] = Counter()
+    threads: Counter[str] = Counter()
     if fmt == "speedscope":
         doc = json.loads(path.read_text())
-        frames = [f"{fr['name']} ({Path(fr.get('file') or '?').name}:{fr.get('line', '?')})"
-                  for fr in doc["shared"]["frames"]]
-        for prof in doc["profiles"]:
+        # py-spy gives one frame per (function, line): fold lines into functions
+        frames = [f"{fr['name']} ({Path(fr.get('file') or '?').name})" for fr in doc["shared"]["frames"]]
+        for prof in doc["profiles"]:  # one per thread; stacks root first, weights in seconds
             for sample, weight in zip(prof["samples"], prof["weights"], strict=True):
-                stacks[tuple(frames[i] for i in sample)] += int(weight)
+                stacks[tuple(frames[i] for i in sample)] += float(weight)
+                threads[prof.get("name", "?")] += float(weight)
     elif fmt == "raw":
         for line in path.read_text().splitlines():
             text, _, count = line.rpartition(" ")
-            if text:
-                stacks[tuple(text.split(";"))] += int(count)
+            if text:  # frames look like "func (path/file.py:123)": fold lines into functions
+                stack = tuple(fr.rsplit(":", 1)[0] + ")" if fr.endswith(")") and ":" in fr else fr
+                              for fr in text.split(";"))
+                stacks[stack] += float(count)
     else:
         return []
-    total = sum(stacks.values()) or 1
+    total = sum(stacks.values()) or 1.0
     incl: Counter[str] = Counter()
     self_: Counter[str] = Counter()
     for stack, w in stacks.items():
@@ -517,15 +524,22 @@ def summarize_profile(path: Path, fmt: str, top: int = 18) -> list[str]:
         self_[stack[-1]] += w
         for fr in set(stack):
             incl[fr] += w
-    out = [f"profile: {total} samples (threads: all; idle excluded)",
-           "  inclusive%  self%   frame"]
-    for fr, w in incl.most_common(top):
-        if fr.startswith(("process ", "thread ")) or fr.startswith("<module>"):
+    out = ["profile (share of all non-idle samples"
+           + (", by thread: " + ", ".join(f"{t} {100 * w / total:.0f}%" for t, w in threads.most_common())
+              if threads else "") + ")",
+           "  incl%   self%   frame"]
+    skip = ("Thread.", "pipeline_run.<locals>", "<module>", "main (", "process ", "thread ")
+    shown = 0
+    for fr, w in incl.most_common():
+        if fr.startswith(skip):
             continue
-        out.append(f"  {100 * w / total:9.1f}  {100 * self_[fr] / total:5.1f}   {fr}")
-    out.append("  -- top self --")
+        out.append(f"  {100 * w / total:5.1f}  {100 * self_[fr] / total:5.1f}   {fr}")
+        shown += 1
+        if shown >= top:
+            break
+    out.append("  -- by self time --")
     for fr, w in self_.most_common(top // 2):
-        out.append(f"  {100 * incl[fr] / total:9.1f}  {100 * w / total:5.1f}   {fr}")
+        out.append(f"  {100 * incl[fr] / total:5.1f}  {100 * w / total:5.1f}   {fr}")
     return out
 
 
@@ -560,10 +574,11 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
           f"raw prompts {100 * info['raw_prompt_share']:.1f}%  (generated in {info['generate_s']:.1f} s)")
     print("-" * w)
     print(f"{'run':>4} {'raw ev/s':>12} {'pipeline ev/s':>14} {'ratio':>7} {'raw µs/ev':>10} "
-          f"{'pipe µs/ev':>11} {'join s':>7}")
+          f"{'pipe µs/ev':>11} {'join s':>7} {'not counted':>12}")
     for i, (r, p, q) in enumerate(zip(raws, pipes, ratios, strict=True), 1):
         print(f"{i:>4} {r.events_per_s:>12,.0f} {p.events_per_s:>14,.0f} {q:>7.3f} "
-              f"{r.cpu_us_per_event:>10.2f} {p.cpu_us_per_event:>11.2f} {p.extra['join_s']:>7.2f}")
+              f"{r.cpu_us_per_event:>10.2f} {p.cpu_us_per_event:>11.2f} {p.extra['join_s']:>7.2f} "
+              f"{p.events - p.extra['counted']:>12,}")
     print("-" * w)
     med = f" (median of {len(raws)})" if len(raws) > 1 else ""
     print(f"produce rate       : {produce.events_per_s:>12,.0f} events/s   ({produce.seconds:.2f} s, "
@@ -582,12 +597,23 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
           f"closed {last['windows_closed']}, tracked accounts {last['tracked_accounts']}, batches "
           f"{last['batches']}, dlq {sum(last['dlq'].values())}, duplicates {last['duplicates']}, "
           f"RSS +{last['rss_growth_mib']} MiB")
+    # Every generated event is valid, unique and in order per partition: anything not counted
+    # (late / DLQ / duplicate) is the engine's doing, and the run did not measure the full path.
+    unclean = [(i, p) for i, p in enumerate(pipes, 1) if p.extra["counted"] != p.events]
+    for i, p in unclean:
+        print(f"WARNING run {i}: {p.events - p.extra['counted']:,} of {p.events:,} valid in-order events "
+              f"were not counted (dlq {p.extra['dlq']}, duplicates {p.extra['duplicates']}). The "
+              f"engine treats a partition with backlog as idle after idle_partition_s="
+              f"{info['idle_partition_s']:g} s without data and advances it to the busiest "
+              f"partition's watermark, so its backlog becomes 'late'. Rates of this run do not "
+              f"measure the full path; compare with --idle-partition-s 600.")
+    verdict = "" if not unclean else "  (run not clean, see WARNING)"
     print("-" * w)
     active = info["accounts_active"]
-    print(f"issue 2 floor  {FLOOR_ISSUE2:>7,} events/s per worker          : {_yes(pipe_rate >= FLOOR_ISSUE2)}")
-    print(f"issue 4 goal   {GOAL_ISSUE4:>7,} events/s per worker          : {_yes(pipe_rate >= GOAL_ISSUE4)}")
+    print(f"issue 2 floor  {FLOOR_ISSUE2:>7,} events/s per worker          : {_yes(pipe_rate >= FLOOR_ISSUE2)}{verdict}")
+    print(f"issue 4 goal   {GOAL_ISSUE4:>7,} events/s per worker          : {_yes(pipe_rate >= GOAL_ISSUE4)}{verdict}")
     print(f"issue 4 goal   pipeline >= {GOAL_RATIO_ISSUE4:.0%} of raw consume     : "
-          f"{_yes(ratio >= GOAL_RATIO_ISSUE4)} ({ratio:.1%})")
+          f"{_yes(ratio >= GOAL_RATIO_ISSUE4)} ({ratio:.1%}){verdict}")
     print(f"issue 4 needs  >= {GOAL_ACCOUNTS_ISSUE4:,} active accounts          : "
           f"{'yes' if active >= GOAL_ACCOUNTS_ISSUE4 else 'no'} ({active:,}: "
           + ("this run speaks for issue 4)" if active >= GOAL_ACCOUNTS_ISSUE4 else "use --accounts 50000 for issue 4)"))
@@ -600,6 +626,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
         "median": {"raw_events_per_s": raw_rate, "pipeline_events_per_s": pipe_rate,
                    "ratio": ratio, "raw_cpu_us_per_event": raw_us, "pipeline_cpu_us_per_event": pipe_us,
                    "engine_thread_cpu_us_per_event": thread_us},
+        "clean": not unclean,
         "goals": {"issue2_floor": pipe_rate >= FLOOR_ISSUE2, "issue4_rate": pipe_rate >= GOAL_ISSUE4,
                   "issue4_ratio": ratio >= GOAL_RATIO_ISSUE4,
                   "issue4_accounts": active >= GOAL_ACCOUNTS_ISSUE4},
@@ -619,6 +646,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="events per second of event time (default 5000: a 60 s window closes "
                          "every 300k events)")
     ap.add_argument("--window-s", type=int, help="engine window (default: the Settings default)")
+    ap.add_argument("--idle-partition-s", type=float, default=2.0,
+                    help="engine idle_partition_s (default 2, as the integration tests use)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--timeout", type=float, default=600.0, help="give up on a pipeline run after this")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON line at the end")
@@ -672,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             "partitions": args.partitions, "broker": broker_desc, "topic": topic,
             "event_rate": args.event_rate, "event_time_s": wl.event_time_s,
             "window_s": args.window_s or Settings().window_s, "mean_bytes": wl.mean_bytes,
+            "idle_partition_s": args.idle_partition_s,
             "giant_share": wl.giant_share, "templated_share": wl.templated_share,
             "raw_prompt_share": wl.raw_prompt_share, "generate_s": gen_s, "repeat": args.repeat,
             "host": f"{platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}",
@@ -681,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             raws.append(raw_consume(bootstrap, topic, args.partitions, args.events, broker_pid))
             pipes.append(pipeline_run(bootstrap, topic, args.partitions, args.events, broker_pid,
-                                      args.window_s, args.timeout, profiler if i == 0 else None))
+                                      args.window_s, args.timeout, profiler if i == 0 else None,
+                                      args.idle_partition_s))
+            gc.collect()  # the engine's producers sit in reference cycles: close them now
             print(f"[run {i + 1}/{args.repeat}] raw {raws[-1].events_per_s:,.0f} ev/s, pipeline "
                   f"{pipes[-1].events_per_s:,.0f} ev/s", file=sys.stderr, flush=True)
         results = report(args, info, produce, raws, pipes)
