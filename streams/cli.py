@@ -161,6 +161,7 @@ def _require_broker(broker: str | None) -> None:
 
 
 main.add_command(__import__("streams.evaluate", fromlist=["evaluate_command"]).evaluate_command)
+main.add_command(__import__("streams.replay.cli", fromlist=["replay_command"]).replay_command)
 
 
 if __name__ == "__main__":
