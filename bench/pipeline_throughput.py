@@ -502,10 +502,13 @@ def summarize_profile(path: Path, fmt: str, top: int = 22) -> list[str]:
         doc = json.loads(path.read_text())
         # py-spy gives one frame per (function, line): fold lines into functions
         frames = [f"{fr['name']} ({Path(fr.get('file') or '?').name})" for fr in doc["shared"]["frames"]]
-        for prof in doc["profiles"]:  # one per thread; stacks root first, weights in seconds
+        profiles = doc["profiles"]  # one per thread; stacks root first, weights in seconds
+        for prof in profiles:
+            threads[prof.get("name", "?")] += sum(float(w) for w in prof["weights"])
+        engine = [p for p in profiles if '"engine"' in p.get("name", "")]
+        for prof in engine or profiles:  # the engine thread alone where it can be told apart
             for sample, weight in zip(prof["samples"], prof["weights"], strict=True):
                 stacks[tuple(frames[i] for i in sample)] += float(weight)
-                threads[prof.get("name", "?")] += float(weight)
     elif fmt == "raw":
         for line in path.read_text().splitlines():
             text, _, count = line.rpartition(" ")
@@ -516,6 +519,7 @@ def summarize_profile(path: Path, fmt: str, top: int = 22) -> list[str]:
     else:
         return []
     total = sum(stacks.values()) or 1.0
+    all_threads = sum(threads.values()) or 1.0
     incl: Counter[str] = Counter()
     self_: Counter[str] = Counter()
     for stack, w in stacks.items():
@@ -524,9 +528,10 @@ def summarize_profile(path: Path, fmt: str, top: int = 22) -> list[str]:
         self_[stack[-1]] += w
         for fr in set(stack):
             incl[fr] += w
-    out = ["profile (share of all non-idle samples"
-           + (", by thread: " + ", ".join(f"{t} {100 * w / total:.0f}%" for t, w in threads.most_common())
-              if threads else "") + ")",
+    out = ["profile: share of the non-idle samples of "
+           + ("the engine thread" if threads and total < all_threads else "all threads")
+           + (" (by thread: " + ", ".join(f"{t} {100 * w / all_threads:.0f}%"
+                                          for t, w in threads.most_common()) + ")" if threads else ""),
            "  incl%   self%   frame"]
     skip = ("Thread.", "pipeline_run.<locals>", "<module>", "main (", "process ", "thread ")
     shown = 0
