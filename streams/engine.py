@@ -95,6 +95,7 @@ class DetectionEngine:
         self._last_data: dict[int, float] = {}
         self._dirty: set[int] = set()
         self._flushed_idle: set[int] = set()
+        self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
         self._decoder = EventDecoder()
         self._builder = ColumnBuilder()
         self._config = MonitorConfig(
@@ -139,6 +140,7 @@ class DetectionEngine:
             "heartbeat.interval.ms": max(500, int(s.session_timeout_s * 1000) // 3),
             "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 10,
             "partition.assignment.strategy": "range",
+            "enable.partition.eof": True,   # idle means caught up, never "not served lately"
         })
         self._consumer.subscribe([s.topics.requests], on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -206,6 +208,7 @@ class DetectionEngine:
 
     def _forget(self, p: int) -> None:
         self.monitors.pop(p, None)
+        self._at_end.discard(p)
         self._next_offset.pop(p, None)
         self._dirty.discard(p)
         self.metrics.partitions = len(self.monitors)
@@ -247,13 +250,18 @@ class DetectionEngine:
     # -- the batch path -----------------------------------------------------------------
     def _process(self, msgs: list[Message]) -> None:
         by_partition: dict[int, list[Message]] = defaultdict(list)
-        for m in msgs:
+        eof_at: dict[int, int] = {}
+        last_at: dict[int, int] = {}
+        for i, m in enumerate(msgs):
             err = m.error()
             if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    eof_at[m.partition()] = i
+                else:
                     log.warning("consume error: %s", err)
                 continue
             by_partition[m.partition()].append(m)
+            last_at[m.partition()] = i
         now_wall = time.monotonic()
         for p, batch in by_partition.items():
             mon = self.monitors.get(p)
@@ -262,7 +270,11 @@ class DetectionEngine:
             self._process_partition(p, mon, batch)
             self._last_data[p] = now_wall
             self._flushed_idle.discard(p)
-        self.metrics.messages_in += len(msgs)
+            self._at_end.discard(p)
+        for p, i in eof_at.items():   # at the end only if nothing of p came after its EOF
+            if i > last_at.get(p, -1):
+                self._at_end.add(p)
+        self.metrics.messages_in += len(msgs) - len(eof_at)
         self.metrics.batches += 1
         self.metrics.last_batch_at = time.time()
 
@@ -345,10 +357,13 @@ class DetectionEngine:
             global_wm = max(marks)
             self.metrics.watermark_ms = global_wm
             self.metrics.tracked_accounts = sum(len(m.accounts) for m in self.monitors.values())
-            last_any = max(self._last_data.get(p, 0.0) for p in self.monitors)
-            all_idle = now - last_any >= s.idle_partition_s
+            # A partition is idle once it has reached its log end and stayed quiet; one that
+            # merely was not served for a while (a backlog elsewhere) is not.
+            idle_parts = {p for p in self.monitors if p in self._at_end
+                          and now - self._last_data.get(p, 0.0) >= s.idle_partition_s}
+            all_idle = len(idle_parts) == len(self.monitors)
             for p, mon in self.monitors.items():
-                idle = now - self._last_data.get(p, 0.0) >= s.idle_partition_s
+                idle = p in idle_parts
                 if not idle:
                     continue
                 if all_idle and p not in self._flushed_idle:
