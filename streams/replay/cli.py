@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["replay_command"]
 
@@ -118,13 +122,11 @@ def replay_command(files: tuple[Path, ...], broker: str | None, topic: str | Non
         sys.exit(code)
 
 
-def _run(console: object, files: tuple[Path, ...], broker: str | None, topic: str | None,
+def _run(console: Console, files: tuple[Path, ...], broker: str | None, topic: str | None,
          speed_text: str, start: str | None, end: str | None, rewrite_time: str | None,
          dry_run: bool, labels: Path | None, app_id: str | None, csv_map: str | None, fmt: str,
          from_topic: str | None, offset_lookup: str, show_invalid: int, backtest_timeout: float,
          no_progress: bool) -> int:
-    from rich.console import Console
-
     from streams.replay.batch import Source
     from streams.replay.errors import ReplayError
     from streams.replay.jsonl import JsonLinesSource
@@ -136,7 +138,6 @@ def _run(console: object, files: tuple[Path, ...], broker: str | None, topic: st
     from streams.replay.topic import TopicSource
     from streams.settings import Settings
 
-    assert isinstance(console, Console)
     try:
         speed = parse_speed(speed_text)
     except ValueError as exc:
@@ -157,6 +158,8 @@ def _run(console: object, files: tuple[Path, ...], broker: str | None, topic: st
         raise click.UsageError("give recording FILES or --from-topic TOPIC (one of the two)")
     if labels is not None and dry_run:
         raise click.UsageError("--backtest needs the events produced: drop --dry-run")
+    if offset_lookup != "auto" and not from_topic:
+        raise click.UsageError("--offset-lookup applies to --from-topic only")
     try:
         settings = Settings.from_env(broker=broker, app_id=app_id)
         options = ReplayOptions(speed=speed, start_ms=times["--start"], end_ms=times["--end"],

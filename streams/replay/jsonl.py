@@ -54,7 +54,7 @@ class JsonLinesSource:
 
     unit = "bytes"
 
-    def __init__(self, path: str | Path, *, chunk_bytes: int = 1 << 20, max_batch: int = 5000) -> None:
+    def __init__(self, path: str | Path, *, chunk_bytes: int = 1 << 18, max_batch: int = 5000) -> None:
         if chunk_bytes <= 0 or max_batch <= 0:
             raise ValueError("chunk_bytes and max_batch must be positive")
         self.path = Path(path)

@@ -18,7 +18,6 @@ from typing import Literal
 
 import msgspec
 
-from streams.records import Rejection
 from streams.replay.batch import Source
 from streams.replay.errors import ReplayError
 from streams.replay.pacing import FAR_FUTURE_MS, Pacer
@@ -119,7 +118,6 @@ def _discard(*_: object) -> None:
 def replay(sources: Source | Sequence[Source], sink: TopicSink | None,
            options: ReplayOptions | None = None, *,
            clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], object] | None = None,
            wall_clock_ms: Callable[[], int] | None = None,
            on_progress: ProgressHook | None = None,
            on_invalid: InvalidHook | None = None,
@@ -147,11 +145,11 @@ def replay(sources: Source | Sequence[Source], sink: TopicSink | None,
             if on_invalid is not None:
                 on_invalid(item)
 
-    if dry:
+    if dry:   # count only: nothing is produced, nothing is paced
         produce: Callable[..., object] = _discard
         poll: Callable[[float], object] = _discard
         topic = ""
-        pace_sleep = sleep or time.sleep
+        pace_sleep: Callable[[float], object] = _discard
     else:
         assert sink is not None
         produce, poll, topic = sink.producer.produce, sink.producer.poll, sink.topic
@@ -166,7 +164,7 @@ def replay(sources: Source | Sequence[Source], sink: TopicSink | None,
     rewriting = options.rewrite_to is not None
     shift: int | None = None
     due = pacer.due_ms
-    decode = EventValidator().check
+    check_batch = EventValidator().check_batch
     units_before = 0.0
     try:
         for source in source_list:
@@ -175,13 +173,15 @@ def replay(sources: Source | Sequence[Source], sink: TopicSink | None,
             for batch in source.batches():
                 for where, reason in batch.rejects:
                     note_invalid(where, reason, reason.split(":", 1)[0])
+                values = batch.values
+                events, rejected = check_batch(values)
+                for i, rejection in rejected:
+                    note_invalid(batch.locate(i), rejection.reason, rejection.code)
                 n = 0
                 last = stats.last_ts
                 try:
-                    for i, raw in enumerate(batch.values):
-                        ev = decode(raw)
-                        if type(ev) is Rejection:
-                            note_invalid(batch.locate(i), ev.reason, ev.code)
+                    for raw, ev in zip(values, events, strict=True):
+                        if ev is None:
                             continue
                         ts: int = ev.ts   # epoch ms: the validator converted RFC 3339
                         if ts < lo or ts >= hi:

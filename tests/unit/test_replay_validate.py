@@ -26,7 +26,22 @@ VALIDATOR, DECODER = EventValidator(), EventDecoder()
 
 
 def agree(raw: bytes | None) -> None:
-    assert verdict(VALIDATOR.check(raw)) == verdict(DECODER.decode(raw)), raw
+    expected = verdict(DECODER.decode(raw))
+    assert verdict(VALIDATOR.check(raw)) == expected, raw
+    # the batch path, alone and next to an ordinary event
+    ok = msgspec.json.encode(BASE)
+    for values in ([raw], [ok, raw]):
+        events, rejected = VALIDATOR.check_batch(values)
+        got = events[-1] if events[-1] is not None else dict(rejected)[len(values) - 1]
+        assert verdict(got) == expected, raw
+    assert verdict(events[0]) == verdict(DECODER.decode(ok))
+
+
+def test_batch_with_an_oversized_line_is_checked_the_careful_way() -> None:
+    big = msgspec.json.encode({**BASE, "user_agent": "u" * MAX_MESSAGE_BYTES})
+    events, rejected = VALIDATOR.check_batch([msgspec.json.encode(BASE), big, b"{"])
+    assert events[0].ts == BASE["ts"] and events[1:] == [None, None]
+    assert [(i, r.code) for i, r in rejected] == [(1, "oversized"), (2, "not_json")]
 
 
 def test_the_pattern_the_fast_path_replaces_is_the_only_one() -> None:
