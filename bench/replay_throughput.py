@@ -53,8 +53,8 @@ from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.replay.backtest import true_ends  # noqa: E402
 from streams.replay.jsonl import JsonLinesSource  # noqa: E402
+from streams.replay.offsets import true_ends  # noqa: E402
 from streams.replay.runner import ReplayOptions, replay  # noqa: E402
 from streams.replay.sink import TopicSink, producer_config  # noqa: E402
 from streams.replay.validate import EventValidator  # noqa: E402

@@ -29,14 +29,14 @@ from streams.alerts import Alert, decode_alert
 from streams.labels import read_labels
 from streams.replay.batch import Source
 from streams.replay.errors import ReplayError
-from streams.replay.offsets import OffsetLookup
+from streams.replay.offsets import true_ends
 from streams.replay.report import ReplayProgress, print_summary
 from streams.replay.runner import ReplayOptions, ReplayStats, replay
 from streams.replay.sink import TopicSink, check_broker, client_logger
 from streams.settings import Settings
 
 __all__ = ["AlertCollector", "BacktestResult", "BacktestTimeout", "CommittedOffsets",
-           "lagging_partitions", "run_backtest", "true_ends", "wait_until_caught_up"]
+           "lagging_partitions", "run_backtest", "wait_until_caught_up"]
 
 
 class BacktestTimeout(ReplayError):
@@ -98,16 +98,6 @@ def wait_until_caught_up(committed: Callable[[], dict[int, int]], ends: dict[int
         wait = check_every_s if quiet_since is None else min(check_every_s, quiet_s - quiet_for)
         if poll_alerts(max(0.05, wait)) > 0 and quiet_since is not None:
             quiet_since = clock()
-
-
-def true_ends(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """``{partition: one past the last stored offset}`` (not the reported high watermark,
-    which the embedded broker reports short)."""
-    lookup = OffsetLookup(bootstrap, topic, timeout_s=timeout_s)
-    try:
-        return {p: lookup.true_end(p, lookup.watermarks(p)[1]) for p in lookup.partitions()}
-    finally:
-        lookup.close()
 
 
 class CommittedOffsets:

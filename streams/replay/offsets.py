@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from streams.replay.errors import ReplayError
 
 __all__ = ["LOOKUP_MODES", "OffsetLookup", "Probe", "Record", "broker_answer_holds",
-           "first_offset_at_or_after"]
+           "first_offset_at_or_after", "true_ends"]
 
 Record = tuple[int, int]                  # (offset, timestamp ms) of one stored record
 Probe = Callable[[int], Record | None]    # first record at offset >= o, None past the end
@@ -112,8 +112,8 @@ class OffsetLookup:
         self._consumer.close()
 
     def partitions(self) -> list[int]:
-        try:
-            md = self._consumer.list_topics(self.topic, timeout=self.timeout_s)
+        try:   # all topics: asking for one by name makes some brokers (Tansu) create it
+            md = self._consumer.list_topics(timeout=self.timeout_s)
         except KafkaException as exc:
             raise ReplayError(f"cannot read metadata of topic {self.topic!r}: {exc}") from None
         meta = md.topics.get(self.topic)
@@ -194,3 +194,13 @@ class OffsetLookup:
         if tp.error is not None:
             return None
         return end if tp.offset < 0 else int(tp.offset)   # -1: no record that late
+
+
+def true_ends(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """``{partition: one past the last stored offset}`` of ``topic`` - not the reported high
+    watermark, which the embedded broker reports short."""
+    lookup = OffsetLookup(bootstrap, topic, timeout_s=timeout_s)
+    try:
+        return {p: lookup.true_end(p, lookup.watermarks(p)[1]) for p in lookup.partitions()}
+    finally:
+        lookup.close()

@@ -205,7 +205,8 @@ def replay(sources: Source | Sequence[Source], sink: TopicSink | None,
                                 stats.first_ts = ts
                             due = pacer.wait(out_ts)
                             stats.behind_s = pacer.behind_s
-                        try:
+                        try:   # positional (topic, value, key, partition, callback,
+                            #        on_delivery, timestamp): keyword parsing costs ~0.5 us
                             produce(topic, raw, ev.account_id, -1, None, None, out_ts)
                         except BufferError:
                             _produce_when_room(produce, poll, topic, raw, ev.account_id, out_ts)

@@ -35,7 +35,8 @@ class TopicSource:
 
     ``lookup`` is ``auto`` (broker answer, verified; binary search when it is wrong),
     ``broker`` or ``scan``. After :meth:`plan`, ``lookup_paths`` says which path answered
-    for each partition (``broker``, ``scan``, or ``empty`` for an empty partition).
+    for each partition (``broker``, ``scan``, ``empty`` for an empty partition, or two of
+    them joined by ``+`` when start and end were found differently).
     """
 
     unit = "records"
@@ -78,10 +79,9 @@ class TopicSource:
                 first = low if self.start_ms is None else finder.offset_for(p, self.start_ms, low, end)
                 stop = end if self.end_ms is None else finder.offset_for(p, self.end_ms, first, end)
                 ranges[p] = (first, max(first, stop))
-                if self.start_ms is not None:
-                    self.lookup_paths[p] = finder.paths[(p, self.start_ms)]
-                elif self.end_ms is not None:
-                    self.lookup_paths[p] = finder.paths[(p, self.end_ms)]
+                paths = {finder.paths[(p, t)] for t in (self.start_ms, self.end_ms) if t is not None}
+                if paths:
+                    self.lookup_paths[p] = "+".join(sorted(paths))
             self.lookup_probes = finder.probes
         finally:
             finder.close()

@@ -173,3 +173,13 @@ def test_cli_from_topic_scan_path_into_another_topic(kafka_bootstrap: str, recor
     assert f"replayed 100 events into {target}" in result.output
     got = read_all(kafka_bootstrap, target, 100)
     assert sorted(ts for *_, ts in got) == [T0 + i * 10 for i in range(100, 200)]
+
+
+def test_cli_from_a_missing_topic_is_a_clear_error_and_creates_nothing(kafka_bootstrap: str,
+                                                                       unique_name: str) -> None:
+    missing = f"replay-missing-{unique_name}"
+    result = CliRunner().invoke(main, ["replay", "--from-topic", missing, "--broker", kafka_bootstrap,
+                                       "--topic", f"replay-dst2-{unique_name}", "--dry-run"])
+    assert result.exit_code == 1
+    assert f"topic '{missing}' does not exist" in result.output and "Traceback" not in result.output
+    assert missing not in AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
