@@ -1,13 +1,15 @@
-"""Validation for the replay loop: :class:`EventDecoder`'s verdict, at half the cost.
+"""Validation for the replay loop: the worker's verdict on an event, at a fraction of the cost.
 
-msgspec checks ``prompt_fp``'s ``pattern`` by calling Python's ``re`` for every event that
-has one, ~40% of a decode, and ``EventDecoder`` adds a Python call and checks per event.
+The worker accepts an event when :class:`~streams.records.EventDecoder` does and its
+``prompt_fp`` (if any) is 16 hex digits (a ``pattern`` in the decoder once; now checked for
+a whole batch by the worker, since msgspec runs Python's ``re`` per value for a pattern).
 The replay tool decodes a batch in one loop into a shape that is RequestEvent made stricter
-(integer ``ts`` only, no raw ``prompt``, ``prompt_fp`` of length 16 with its hex digits
-checked by ``str.strip``), and hands *anything* that shape refuses or that is unusual
-(RFC 3339 ``ts``, a raw prompt, a ``ts`` out of range, a batch with an oversized line) to
-``EventDecoder`` for the real answer. It can therefore only accept what ``EventDecoder``
-accepts (tests check the two agree), and every rejection it reports is ``EventDecoder``'s.
+(integer ``ts`` only, no raw ``prompt``, ``prompt_fp`` exactly 16 characters) and checks the
+rest by hand (hex digits with ``str.strip``, ``ts`` in range). Anything that shape refuses or
+that is unusual (RFC 3339 ``ts``, a raw prompt, a ``ts`` out of range, a batch with an
+oversized line) goes to ``EventDecoder`` for the real answer, plus the hex check. So the
+tool accepts exactly what the worker accepts (tests check it against the decoder), and its
+rejections carry the decoder's reasons.
 """
 
 from __future__ import annotations
@@ -29,23 +31,30 @@ from streams.records import (  # the decoder's own bounds, so the two cannot dri
     RequestEvent,
 )
 
-__all__ = ["FAST_PATH_FIELD", "FAST_PATH_PATTERN", "EventValidator"]
+__all__ = ["EventValidator", "is_fingerprint"]
 
-FAST_PATH_FIELD = "prompt_fp"                 # the one pattern-checked field of RequestEvent
-FAST_PATH_PATTERN = "^[0-9a-fA-F]{16}$"       # ... and its pattern (a test pins both)
-_HEX = string.hexdigits
+_HEX = string.hexdigits       # [0-9a-fA-F]
+
+
+def is_fingerprint(fp: str) -> bool:
+    """16 hex digits: a 64-bit SimHash as the contract writes it.
+
+    >>> is_fingerprint("00ff00ff00ff00FF"), is_fingerprint("00ff00ff00ff00fg"), is_fingerprint("0f")
+    (True, False, False)
+    """
+    return len(fp) == 16 and not fp.strip(_HEX)
 
 
 @functools.cache
 def _shape() -> type[msgspec.Struct]:
     """RequestEvent's fields and bounds, but stricter where a check would cost Python time:
     ``ts`` an integer only (RFC 3339 goes the exact way), no raw ``prompt`` (it must be
-    fingerprinted), and ``prompt_fp`` 16 characters whose hex-ness is checked by hand."""
+    fingerprinted), and ``prompt_fp`` 16 characters (no pattern: hex is checked by hand)."""
     hints = typing.get_type_hints(RequestEvent, include_extras=True)
     special: dict[str, Any] = {
         "ts": int,
         "prompt": None,
-        FAST_PATH_FIELD: Annotated[str, msgspec.Meta(min_length=16, max_length=16)] | None,
+        "prompt_fp": Annotated[str, msgspec.Meta(min_length=16, max_length=16)] | None,
     }
     fields: list[Any] = []
     for f in msgspec.structs.fields(RequestEvent):
@@ -69,7 +78,15 @@ class EventValidator:
 
     def __init__(self) -> None:
         self._fast: Callable[[bytes], Any] = msgspec.json.Decoder(_shape()).decode
-        self._exact = EventDecoder().decode
+        self._decoder = EventDecoder().decode
+
+    def _exact(self, raw: bytes | None) -> Any:
+        """The decoder's verdict, and the worker's fingerprint rule on top."""
+        ev = self._decoder(raw)
+        if isinstance(ev, RequestEvent) and ev.prompt_fp is not None \
+                and not is_fingerprint(ev.prompt_fp):
+            return Rejection("out_of_range", f"prompt_fp {ev.prompt_fp!r} is not 16 hex digits")
+        return ev
 
     def check(self, raw: bytes | None) -> Any:
         """One value: an event, or :class:`Rejection`."""
