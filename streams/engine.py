@@ -41,7 +41,7 @@ from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
-from streams.columns import ColumnBuilder
+from streams.columns import ColumnBuilder, InvalidFingerprints
 from streams.records import EventDecoder, Rejection, RequestEvent, dead_letter
 from streams.settings import Settings
 from streams.state_store import SnapshotStore
@@ -96,7 +96,7 @@ class DetectionEngine:
         self._dirty: set[int] = set()
         self._flushed_idle: set[int] = set()
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
-        self._decoder = EventDecoder()
+        self._decoder = EventDecoder(check_fingerprint_hex=False)  # checked per batch
         self._builder = ColumnBuilder()
         self._config = MonitorConfig(
             window_ms=settings.window_s * 1000,
@@ -279,20 +279,30 @@ class DetectionEngine:
         self.metrics.last_batch_at = time.time()
 
     def _process_partition(self, p: int, mon: PartitionMonitor, batch: list[Message]) -> None:
-        decode = self._decoder.decode
-        events: list[RequestEvent] = []
-        kept: list[Message] = []
-        for m in batch:
-            r = decode(m.value())
-            if type(r) is RequestEvent:
-                events.append(r)
-                kept.append(m)
-            else:
-                assert isinstance(r, Rejection)
-                self._dead_letter(r, m)
+        results = list(map(self._decoder.decode, map(Message.value, batch)))
+        events: list[RequestEvent] = [r for r in results if type(r) is RequestEvent]
+        kept = batch
+        if len(events) != len(batch):
+            kept = []
+            for m, r in zip(batch, results, strict=True):
+                if type(r) is RequestEvent:
+                    kept.append(m)
+                else:
+                    assert isinstance(r, Rejection)
+                    self._dead_letter(r, m)
         if events:
-            cols = self._builder.build(events)
-            offsets = np.fromiter((m.offset() for m in kept), dtype=np.int64, count=len(kept))
+            try:
+                cols = self._builder.build(events)
+            except InvalidFingerprints as bad:
+                drop = set(bad.indices)
+                for i in bad.indices:
+                    self._dead_letter(Rejection("out_of_range", "prompt_fp is not 16 hex characters"),
+                                      kept[i])
+                kept = [m for i, m in enumerate(kept) if i not in drop]
+                events = [e for i, e in enumerate(events) if i not in drop]
+                cols = self._builder.build(events)
+        if events:
+            offsets = np.array(list(map(Message.offset, kept)), dtype=np.int64)
             result = mon.step(cols, offsets)
             for i in result.late.tolist():
                 self._dead_letter(Rejection("late", f"event time {int(cols.ts[i])} is behind the "

@@ -14,7 +14,7 @@ from models.coordination import CoordinationDetector
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.alerts import Alert
-from streams.columns import ColumnBuilder
+from streams.columns import ColumnBuilder, InvalidFingerprints
 from streams.engine import finding_to_alert
 from streams.records import EventDecoder, RequestEvent
 
@@ -38,7 +38,12 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
 
     def drain(p: int) -> None:
         if pending[p]:
-            findings.extend(monitors[p].step(builder.build(pending[p])).findings)
+            try:
+                cols = builder.build(pending[p])
+            except InvalidFingerprints as bad:   # the worker sends these to the DLQ
+                drop = set(bad.indices)
+                cols = builder.build([e for i, e in enumerate(pending[p]) if i not in drop])
+            findings.extend(monitors[p].step(cols).findings)
             pending[p] = []
         cross_account(p)
 

@@ -27,7 +27,8 @@ Str128 = Annotated[str, msgspec.Meta(max_length=128)]
 Str256 = Annotated[str, msgspec.Meta(max_length=256)]
 NonNeg = Annotated[int, msgspec.Meta(ge=0)]
 Status = Annotated[int, msgspec.Meta(ge=100, le=599)]
-Fingerprint = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{16}$")]
+# 16 characters here; that they are hex is checked for a whole batch at once (columns.py)
+Fingerprint = Annotated[str, msgspec.Meta(min_length=16, max_length=16)]
 
 
 class RequestEvent(msgspec.Struct, frozen=True, gc=False):
@@ -87,6 +88,18 @@ class Rejection(msgspec.Struct, frozen=True):
         return f"{self.code}: {self.detail}" if self.detail else self.code
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex_fingerprint(fp: str) -> bool:
+    """What the contract calls a prompt fingerprint: exactly 16 hex characters.
+
+    >>> is_hex_fingerprint("00ff00ff00ff00ff"), is_hex_fingerprint("00ff00ff 0ff00ff")
+    (True, False)
+    """
+    return len(fp) == 16 and _HEX.issuperset(fp)
+
+
 def ts_to_ms(ts: int | dt.datetime) -> int | None:
     """Epoch milliseconds, or ``None`` when the timestamp is unusable.
 
@@ -141,8 +154,11 @@ class EventDecoder:
     'not_json'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check_fingerprint_hex: bool = True) -> None:
+        # The worker turns this off: its column builder checks a whole batch of fingerprints
+        # in one bytes.fromhex call (see streams/columns.py) instead of one regex per event.
         self._decoder = msgspec.json.Decoder(RequestEvent)
+        self._check_hex = check_fingerprint_hex
 
     def decode(self, raw: bytes | None) -> RequestEvent | Rejection:
         if raw is None:
@@ -164,6 +180,8 @@ class EventDecoder:
             event = msgspec.structs.replace(event, ts=ms)
         elif not _MIN_TS <= ts < _MAX_TS:
             return Rejection("bad_timestamp", f"ts={ts} is not epoch milliseconds in 2000..2100")
+        if self._check_hex and event.prompt_fp is not None and not is_hex_fingerprint(event.prompt_fp):
+            return Rejection("out_of_range", "prompt_fp must be 16 hex characters")
         if event.prompt is not None:
             # Fingerprint on arrival, then drop the text: it is never stored or forwarded.
             fp = event.prompt_fp or format_fp(simhash64(event.prompt))
