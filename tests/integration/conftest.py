@@ -45,10 +45,10 @@ class WorkerCluster:
     def create_topics(self) -> None:
         ensure_topics(self.settings)
 
-    def start_worker(self) -> tuple[subprocess.Popen[bytes], int]:
+    def start_worker(self, **env: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
-        log = self.tmp / f"worker-{len(self.procs)}.log"
-        proc = start_worker_process(self.broker, port, log, self.env)
+        log = self.tmp / f"worker-{self.name}-{len(self.procs)}.log"
+        proc = start_worker_process(self.broker, port, log, {**self.env, **env})
         self.procs.append((proc, port))
         if not wait_healthy(port, proc, timeout_s=60):
             raise AssertionError(f"worker not healthy; log:\n{log.read_text()[-3000:]}")
