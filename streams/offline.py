@@ -16,14 +16,18 @@ from models.monitor import MonitorConfig, PartitionMonitor
 from streams.alerts import Alert
 from streams.columns import ColumnBuilder, InvalidFingerprints
 from streams.engine import finding_to_alert
-from streams.records import EventDecoder, RequestEvent
+from streams.records import AccountRecord, EventDecoder, RequestEvent
 
 __all__ = ["detect_offline"]
 
 
 def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
-                   partitions: int = 4, batch_size: int = 10_000) -> list[Alert]:
-    """Alerts the worker would emit for these raw event values (end of input flushes)."""
+                   partitions: int = 4, batch_size: int = 10_000,
+                   accounts: Iterable[AccountRecord] = ()) -> list[Alert]:
+    """Alerts the worker would emit for these raw event values (end of input flushes).
+
+    ``accounts`` plays the part of the account stream (payment fingerprints, ages)."""
+    registry = {r.account_id: r for r in accounts}
     config = config or MonitorConfig()
     monitors = [PartitionMonitor(config) for _ in range(partitions)]
     pending: list[list[RequestEvent]] = [[] for _ in range(partitions)]
@@ -33,7 +37,8 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
 
     def cross_account(p: int) -> None:
         for s in monitors[p].drain_summaries():
-            coordination.add(s)
+            rec = registry.get(s.account_id)
+            coordination.add(s if rec is None else s.with_account(rec.payment_fp, rec.created_ts))
         findings.extend(coordination.close_ready())
 
     def drain(p: int) -> None:
