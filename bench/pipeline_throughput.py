@@ -64,6 +64,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from streams.broker import EmbeddedBroker  # noqa: E402
 from streams.engine import DetectionEngine, EngineMetrics  # noqa: E402
 from streams.settings import Settings, Topics  # noqa: E402
+from streams.simulate import WireEvent  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 FLOOR_ISSUE2 = 30_000           # events/s per worker process
@@ -78,27 +79,6 @@ _UAS = ["python-requests/2.32", "openai-python/1.40", "node-fetch/3.3", "curl/8.
 
 
 # -- event generation ------------------------------------------------------------------------
-class WireEvent(msgspec.Struct, omit_defaults=True):
-    """The contract's request event, field for field as ``streams.simulate`` encodes it."""
-
-    event_id: str
-    ts: int
-    account_id: str
-    api_key_id: str
-    model: str
-    endpoint: str
-    status: int
-    prompt_tokens: int
-    completion_tokens: int
-    ip: str
-    asn: int
-    user_agent: str
-    reasoning_tokens: int = 0
-    prompt_fp: str | None = None
-    prompt: str | None = None
-    flags: list[str] | None = None
-    logprobs: bool = False
-    logit_bias: bool = False
 
 
 @dataclass

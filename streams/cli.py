@@ -112,11 +112,12 @@ def alerts(broker: str | None, topic: str, follow: bool, as_json: bool, from_end
               help="Scenario name (see --list).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--duration", "duration_s", type=int, default=1800, show_default=True,
-              help="Event-time length in seconds.")
-@click.option("--accounts", type=int, default=300, show_default=True, help="Honest tenants.")
-@click.option("--rate", "total_rate", type=float, default=60.0, show_default=True,
-              help="Mean honest requests/s over all tenants.")
+@click.option("--duration", "duration_s", type=int, default=None,
+              help="Event-time length in seconds (default: the scenario's, see --list).")
+@click.option("--accounts", type=int, default=None,
+              help="Honest tenants (default: the scenario's, 300 for most).")
+@click.option("--rate", "total_rate", type=float, default=None,
+              help="Mean honest requests/s over all tenants (default: the scenario's).")
 @click.option("--start", "start_ts", type=int, default=None,
               help="Event time of the first event, epoch ms (default: now for a topic, a fixed date for files).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write events to this JSONL file (.gz ok).")
@@ -124,6 +125,8 @@ def alerts(broker: str | None, topic: str, follow: bool, as_json: bool, from_end
               help="Write the labels here (default: next to --out as *.labels.json).")
 @_broker_option("Write events to this Kafka instead of (or as well as) a file.")
 @click.option("--topic", envvar="XWATCH_TOPIC_REQUESTS", default="api.requests", show_default=True)
+@click.option("--accounts-topic", envvar="XWATCH_TOPIC_ACCOUNTS", default="api.accounts",
+              show_default=True, help="Where the account records go (written before the events).")
 @click.option("--speed", default="max", show_default=True,
               help="Event time per wall time when writing to a topic: a factor (60 = an hour a minute) or 'max'.")
 def simulate(**opts: Any) -> None:

@@ -30,7 +30,7 @@ from streams.alerts import Alert
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.simulate import build_scenario
-from streams.simulate_cli import produce_scenario
+from streams.simulate_cli import produce_account_records, produce_scenario
 from streams.topics import ensure_topics
 
 __all__ = ["parse_metrics", "run_demo", "start_worker_process"]
@@ -146,6 +146,7 @@ def run_demo(broker: str | None, speed: float, seed: int, accounts: int, duratio
         shower = threading.Thread(target=show_alerts, daemon=True)
         shower.start()
         producer = Producer({"bootstrap.servers": broker, "linger.ms": 50, "log.connection.close": False})
+        produce_account_records(scenario, producer, settings.topics.accounts)
         for raw in _BAD_INPUT:
             producer.produce(settings.topics.requests, key=b"demo-bad-input", value=raw)
         columns = [TextColumn("traffic"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[pos]}")]

@@ -44,6 +44,7 @@ from streams.records import AccountRecord
 
 __all__ = [
     "SCENARIOS", "Cast", "Scenario", "ScenarioSpec", "Tenant", "TenantProfile", "Traffic",
+    "WireEvent",
     "Window", "World", "accounts_path_for", "build_scenario", "bursty_arrivals",
     "encode_account_records", "encode_events", "honest_tenant", "hourly_batch", "hydra_cluster",
     "key_rotation", "launch_spike", "logit_probe", "low_and_slow", "model_pivot",
@@ -811,7 +812,9 @@ def build_scenario(name: str = "demo", seed: int = 7, start_ts: int = 1_767_225_
 
 
 # -- encoding -----------------------------------------------------------------------------
-class _WireEvent(msgspec.Struct, omit_defaults=True):
+class WireEvent(msgspec.Struct, omit_defaults=True):
+    """The contract's request event as the simulator (and the benchmarks) encode it."""
+
     event_id: str
     ts: int
     account_id: str
@@ -846,7 +849,7 @@ def encode_events(s: Scenario, ts_offset_ms: int = 0) -> Iterator[tuple[str, int
     prefix = f"{s.name}-{s.seed}-"
     for i in range(len(ts)):
         prompt = prompts[i]
-        ev = _WireEvent(
+        ev = WireEvent(
             event_id=prefix + str(i), ts=ts[i], account_id=t.account[i],
             api_key_id=t.key[i], model=t.model[i], endpoint="/v1/chat/completions",
             status=st[i], prompt_tokens=pt[i], completion_tokens=ct[i], ip=t.ip[i],
