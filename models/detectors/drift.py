@@ -67,13 +67,17 @@ class BehaviorDrift:
                  "cot_share", "reasoning_share")
 
     def __init__(self, warmup_windows: int = 5, delta: float = 0.02, threshold: float = 1.0,
-                 min_score: float = 0.4, min_requests: int = 10) -> None:
+                 min_score: float = 0.4, min_requests: int = 10, pending_windows: int = 5) -> None:
         self.warmup_windows = warmup_windows
         self.delta = delta
         self.threshold = threshold
         self.min_score = min_score
         self.min_requests = min_requests
+        self.pending_windows = pending_windows
         self._detectors: dict[int, PageHinkleyState] = {}
+        # a drift detected in a window whose own score was below min_score stays pending
+        # for a few windows (the test resets on detection; a noisy window must not lose it)
+        self._pending: dict[int, int] = {}
 
     def _params(self) -> dict[str, Any]:
         return {"min_instances": self.warmup_windows, "delta": self.delta,
@@ -90,8 +94,21 @@ class BehaviorDrift:
             if det is None:
                 det = self._detectors[slot] = PageHinkleyState(**self._params())
             before = det.mean
-            drifted = det.update(float(score[row]))
-            if drifted and ctx.warmed_up[row] and score[row] >= self.min_score:
+            drifted = det.update(float(score[row])) and bool(ctx.warmed_up[row])
+            if drifted and score[row] < self.min_score:
+                self._pending[slot] = self.pending_windows
+                continue
+            pending = self._pending.get(slot, 0)
+            if pending and not drifted:
+                if score[row] < self.min_score:
+                    if pending > 1:
+                        self._pending[slot] = pending - 1
+                    else:
+                        del self._pending[slot]
+                    continue
+                drifted = True
+            if drifted:
+                self._pending.pop(slot, None)
                 ev = feature_evidence(ctx, row, self._EVIDENCE)
                 ev["baseline_extraction_score"] = round(before, 4)
                 ev["windows_seen"] = int(ctx.windows_seen[row])
@@ -105,10 +122,13 @@ class BehaviorDrift:
     def forget(self, slots: set[int]) -> None:
         for s in slots:
             self._detectors.pop(s, None)
+            self._pending.pop(s, None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"slots": list(self._detectors), "states": [d.to_list() for d in self._detectors.values()]}
+        return {"slots": list(self._detectors), "states": [d.to_list() for d in self._detectors.values()],
+                "pending": [[k, v] for k, v in sorted(self._pending.items())]}
 
     def load_dict(self, state: dict[str, Any]) -> None:
         self._detectors = {int(s): PageHinkleyState.from_list(list(v), **self._params())
                            for s, v in zip(state["slots"], state["states"], strict=True)}
+        self._pending = {int(k): int(v) for k, v in state.get("pending", [])}
