@@ -6,6 +6,7 @@ hence the integration mark."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -43,11 +44,12 @@ def consume_all(bootstrap: str, topic: str, quiet_s: float = 3.0,
         c.close()
 
 
-def test_simulate_produces_accounts_then_events(kafka_bootstrap: str, unique_name: str) -> None:
+def test_simulate_produces_accounts_then_events(kafka_bootstrap: str, unique_name: str,
+                                                tmp_path: Path) -> None:
     requests, accounts = f"sim-req-{unique_name}", f"sim-acc-{unique_name}"
     args = ["simulate", "--scenario", "hydra_cluster", "--duration", "240", "--accounts", "6",
             "--rate", "1", "--seed", "4", "--start", "1767225600000", "--broker", kafka_bootstrap,
-            "--topic", requests]
+            "--topic", requests, "--labels", str(tmp_path / "hydra.labels.json")]
     result = CliRunner().invoke(main, args, env={"XWATCH_TOPIC_ACCOUNTS": accounts},
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
