@@ -79,6 +79,10 @@ class MonitorConfig:
             raise ValueError("window_ms must be positive")
         if self.allowed_lateness_ms < 0:
             raise ValueError("allowed_lateness_ms must be >= 0")
+        if self.dedup_horizon_ms < self.window_ms + self.allowed_lateness_ms:
+            # a shorter horizon would forget ids of events that can still arrive on time,
+            # and whether a re-sent one counts would depend on batch boundaries
+            raise ValueError("dedup_horizon_ms must cover window_ms + allowed_lateness_ms")
 
 
 @dataclass(slots=True)
@@ -218,7 +222,8 @@ class PartitionMonitor:
         }
         sums["n_fresh_model"] = self._fresh_model(b)
         hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
-                  "uas": b.ua_hash, "models": b.model_hash}
+                  "uas": b.ua_hash, "models": b.model_hash,
+                  "fps": np.where(b.has_fp, b.prompt_fp, np.uint64(0))}
         starts = b.ts // self.config.window_ms * self.config.window_ms
         for start in np.unique(starts).tolist():
             sel = starts == start
@@ -248,12 +253,17 @@ class PartitionMonitor:
 
     def _close_due(self) -> list[Finding]:
         findings: list[Finding] = []
+        w = self.config.window_ms
         limit = self.watermark - self.config.allowed_lateness_ms
         for start in sorted(self._windows):
-            if start + self.config.window_ms > limit:
+            if start + w > limit:
                 break
             findings.extend(self._close(self._windows.pop(start)))
-        return findings
+        # Event time moved on even where no window of ours closed (an idle partition
+        # advanced, a quiet account): incidents quiet long enough resolve all the same.
+        resolved = self.incidents.resolve_due(limit // w * w)
+        self.counters.alerts_resolved += len(resolved)
+        return findings + resolved
 
     def advance_to(self, watermark_ts: int) -> list[Finding]:
         """Move the watermark forward without events (idle partition, end of a replay)."""

@@ -22,8 +22,13 @@ _ONE = np.uint64(1)
 
 
 def bits_of(hashes: np.ndarray) -> np.ndarray:
-    """The bit each hash sets, as ``uint64`` words with one bit on."""
-    return np.left_shift(_ONE, (hashes.astype(np.uint64) % np.uint64(BITS)))
+    """The bit each hash sets, as ``uint64`` words with one bit on; 0 (absent) sets none.
+
+    >>> bits_of(np.array([0, 1, 65], dtype=np.uint64)).tolist()
+    [0, 2, 2]
+    """
+    h = hashes.astype(np.uint64)
+    return np.where(h == 0, np.uint64(0), np.left_shift(_ONE, h % np.uint64(BITS)))
 
 
 def add_hashes(words: np.ndarray, rows: np.ndarray, hashes: np.ndarray) -> None:

@@ -105,6 +105,8 @@ class Settings:
             raise ValueError("partitions must be positive")
         if self.batch_max <= 0:
             raise ValueError("batch_max must be positive")
+        if self.dedup_horizon_s < self.window_s + self.allowed_lateness_s:
+            raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
 
 
 def _coerce(type_name: Any, raw: str, key: str) -> Any:

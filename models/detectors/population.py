@@ -104,7 +104,7 @@ class PopulationOutlier:
     # -- plain-data snapshots ---------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         m = self._model
-        masses = [[(n.l_mass, n.r_mass) for n in nodes] for nodes in m._tree_nodes]
+        masses = [[[n.l_mass, n.r_mass] for n in nodes] for nodes in m._tree_nodes]
         return {"counter": m.counter, "first_window": m._first_window, "masses": masses,
                 "pop_mean": self._pop_mean.tolist(), "pop_var": self._pop_var.tolist(),
                 "seen": self._seen}

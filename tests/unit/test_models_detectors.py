@@ -364,9 +364,6 @@ def test_results_do_not_depend_on_batch_size(
 
 
 # -- bugs -------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="BUG: PartitionMonitor._accumulate never feeds the 'fps' bitmap, so "
-                          "features.fp_diversity is 0.0 for every account with fingerprints",
-                   strict=True)
 def test_fp_diversity_of_distinct_prompts_is_high() -> None:
     m, spy = spied()
     s = Stream(7).add("a", 0, W, 40)                      # 40 unrelated prompts
@@ -375,9 +372,6 @@ def test_fp_diversity_of_distinct_prompts_is_high() -> None:
     assert f["fp_diversity"] > 0.7
 
 
-@pytest.mark.xfail(reason="BUG: incidents resolve only when a window closes, so an incident on a "
-                          "partition that goes idle is never resolved by advance_to()/flush()",
-                   strict=True)
 def test_incident_resolves_when_idle_partition_time_moves_on() -> None:
     s = Stream(8).add("ext", 0, 3 * W, 150 * 3, templated=True, completion=(1200, 2000),
                       reasoning=0.5, cot=0.7)
@@ -386,10 +380,6 @@ def test_incident_resolves_when_idle_partition_time_moves_on() -> None:
     assert [f.status for f in out] == ["firing", "resolved"]
 
 
-@pytest.mark.xfail(reason="BUG: with dedup_horizon_ms < allowed_lateness_ms, DedupIndex.expire "
-                          "runs once per step(), so whether a re-sent, still-on-time event is a "
-                          "duplicate depends on batch boundaries (MonitorConfig accepts it)",
-                   strict=True)
 def test_short_dedup_horizon_keeps_batch_independence() -> None:
     try:
         cfg = MonitorConfig(window_ms=W, allowed_lateness_ms=30_000, dedup_horizon_ms=1_000)
