@@ -56,7 +56,8 @@ def distinct_ref(word: int) -> float:
 
 
 def word_ref(hashes: list[int]) -> int:
-    return reduce(or_, (1 << (h % 64) for h in hashes), 0)
+    """Reference sketch word: hash 0 means "absent" and sets no bit."""
+    return reduce(or_, (1 << (h % 64) for h in hashes if h != 0), 0)
 
 
 # -- sketches -----------------------------------------------------------------------------------
@@ -79,6 +80,10 @@ def test_estimate_distinct_edges() -> None:
     assert estimate_distinct(empty).tolist() == [0.0]
     assert estimate_distinct(one)[0] == pytest.approx(64 * math.log(64 / 63))   # ~1.008
     assert estimate_distinct(full)[0] == pytest.approx(64 * math.log(128))      # finite
+    # hash 0 means "absent": it sets no bit and counts as nothing
+    words = np.zeros(2, np.uint64)
+    add_hashes(words, np.array([0, 0, 1]), np.array([0, 0, 64], np.uint32))
+    assert words.tolist() == [0, 1] and estimate_distinct(words)[0] == 0.0
     # the same value many times is still one value
     words = np.zeros(1, np.uint64)
     add_hashes(words, np.zeros(1000, np.int64), np.full(1000, 12345, np.uint32))
@@ -211,6 +216,7 @@ def random_window_events(seed: int, n: int) -> dict[str, np.ndarray]:
                     rng.integers(0, 5000, n) if "tokens" in name else rng.random(n) < 0.3)
     for name in BITMAPS:
         ev["h_" + name] = rng.integers(0, 2**32, n, dtype=np.uint32)
+        ev["h_" + name][rng.random(n) < 0.3] = 0                 # absent
     return ev
 
 
@@ -243,6 +249,9 @@ def test_window_accumulator_matches_groupby_whatever_the_split(
         for name in BITMAPS:
             assert int(s.bitmaps[name][i]) == word_ref([int(h) for h in ev["h_" + name][m]])
         assert (s.first_ts[i], s.last_ts[i]) == (ev["ts"][m].min(), ev["ts"][m].max())
+        for name, low in s.min_hashes.items():      # smallest non-zero hash, or "none"
+            present = [int(h) for h in ev["h_" + name][m] if h != 0]
+            assert int(low[i]) == min(present, default=0xFFFF_FFFF), name
         fps = [int(f) for f in ev["fps"][m & ev["has_fp"]]]
         assert [int(x) for x in s.fp_sample[i]] == bottom_k_ref(fps, SAMPLE_K)
     # and it is the very same as one batch
@@ -250,6 +259,9 @@ def test_window_accumulator_matches_groupby_whatever_the_split(
     for name in COUNTERS:
         assert np.array_equal(whole.counters[name], s.counters[name])
     assert np.array_equal(whole.fp_sample, s.fp_sample)
+    assert set(whole.min_hashes) == {"nets", "asns", "uas"}
+    for name, low in whole.min_hashes.items():
+        assert np.array_equal(low, s.min_hashes[name])
 
 
 def test_window_accumulator_empty_and_growth() -> None:
@@ -274,11 +286,11 @@ def random_summary(seed: int, rows: int = 200, minutes: int = 1) -> WindowSummar
         return np.where(rng.random(rows) < 0.1, 0, rng.binomial(n, p)).astype(np.int64)
 
     counters = {"n": n.astype(np.int64)}
-    for name in ("n_ok", "n_429", "n_error", "n_cot", "n_logprobs", "n_logit_bias", "n_fp",
-                 "n_new_net", "n_new_ua", "n_new_key", "n_new_model"):
-        counters[name] = part(float(rng.random()))
-    for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
-        counters[name] = np.where(rng.random(rows) < 0.1, 0, n * rng.integers(0, 3000, rows))
+    for name in COUNTERS[1:]:
+        if name.endswith("_tokens"):
+            counters[name] = np.where(rng.random(rows) < 0.1, 0, n * rng.integers(0, 3000, rows))
+        else:
+            counters[name] = part(float(rng.random()))
     bitmaps = {name: rng.integers(0, 2**63, rows, dtype=np.int64).astype(np.uint64)
                & rng.integers(0, 2**63, rows, dtype=np.int64).astype(np.uint64)
                for name in BITMAPS}
@@ -318,7 +330,7 @@ def test_window_features_match_direct_computation(seed: int, minutes: int) -> No
         "cot_share": c["n_cot"] / n, "logprobs_share": c["n_logprobs"] / n,
         "logit_bias_share": c["n_logit_bias"] / n, "new_net_share": c["n_new_net"] / n,
         "new_ua_share": c["n_new_ua"] / n, "new_key_share": c["n_new_key"] / n,
-        "new_model_share": c["n_new_model"] / n,
+        "new_model_share": c["n_new_model"] / n, "fresh_model_share": c["n_fresh_model"] / n,
         "neardup_share": np.array([neardup_ref([int(x) for x in row], 12) for row in s.fp_sample]),
         "fp_diversity": np.where(c["n_fp"] > 0,
                                  np.minimum(distinct("fps") / np.maximum(c["n_fp"], 1), 1.0), 1.0),
