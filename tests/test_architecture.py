@@ -67,6 +67,17 @@ def test_the_import_check_itself(source: str, expected: list[str]) -> None:
     assert forbidden_imports(source) == expected
 
 
+@pytest.mark.parametrize("path", model_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_model_module_does_not_pickle(path: Path) -> None:
+    """Snapshots are plain data: no module of the core may even import a pickler."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    assert names.isdisjoint({"pickle", "cloudpickle", "dill", "marshal", "shelve", "joblib"})
+
+
 def test_importing_models_loads_no_kafka_or_shell_module() -> None:
     code = (
         "import importlib, json, pkgutil, sys\n"
