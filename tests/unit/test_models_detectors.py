@@ -363,7 +363,7 @@ def test_results_do_not_depend_on_batch_size(
     assert snap == ref_snap
 
 
-# -- bugs -------------------------------------------------------------------------------------------
+# -- regressions: bugs this tier found (fixed in 5eb26f9) ------------------------------------------
 def test_fp_diversity_of_distinct_prompts_is_high() -> None:
     m, spy = spied()
     s = Stream(7).add("a", 0, W, 40)                      # 40 unrelated prompts
