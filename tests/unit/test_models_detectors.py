@@ -39,7 +39,8 @@ class Stream:
             nets: list[int] | None = None, uas: list[int] | None = None,
             templated: bool = False, completion: tuple[int, int] = (150, 300),
             prompt: tuple[int, int] = (200, 400), reasoning: float = 0.0, cot: float = 0.0,
-            logprobs: float = 0.0, logit_bias: float = 0.0, share_429: float = 0.0) -> Stream:
+            logprobs: float = 0.0, logit_bias: float = 0.0, share_429: float = 0.0,
+            model: int = 7) -> Stream:
         rng = self.rng
         h = stable_hash(account)
 
@@ -62,7 +63,7 @@ class Stream:
             reasoning_tokens=(comp * reasoning).astype(np.int64),
             status=np.where(rng.random(n) < share_429, 429, 200),
             key_hash=pick(keys, h), net_hash=pick(nets, h + 2), asn_hash=np.full(n, 3),
-            ua_hash=pick(uas, h + 4), model_hash=np.full(n, 7), prompt_fp=fps,
+            ua_hash=pick(uas, h + 4), model_hash=np.full(n, model), prompt_fp=fps,
             has_fp=np.ones(n, bool), cot=rng.random(n) < cot,
             logprobs=rng.random(n) < logprobs, logit_bias=rng.random(n) < logit_bias))
         return self
@@ -188,6 +189,28 @@ def test_credential_compromise_needs_an_established_account() -> None:
                           ("resolved", "credential_compromise", ("acct",), 10, 11)]
     assert out[0].score == pytest.approx(5.0, rel=0.15)   # rate ratio vs its own baseline
     assert out[0].evidence["new_net_share"] == 1.0 and out[0].evidence["new_ua_share"] == 1.0
+
+
+def test_model_pivot_onto_a_newly_released_model() -> None:
+    """Model 8 is first seen 62 minutes into the stream (fresh: > 1 h after the start)."""
+    low = dict(completion=(55, 70))                                   # score ~0.1
+    high = dict(low, templated=True, cot=0.6, reasoning=0.5)         # score ~0.8, short
+    s = Stream(9).background(3, 70, per_window=10)
+    s.add("pivot", 0, 60 * W, 25 * 60, **low)
+    s.add("pivot", 62 * W, 66 * W, 40 * 4, model=8, **high)
+    s.add("mover", 0, 60 * W, 25 * 60, **low)                        # honest: moves, low score
+    s.add("mover", 62 * W, 66 * W, 40 * 4, model=8, **low)
+    s.add("newcomer", 62 * W, 65 * W, 40 * 3, model=8, **high)       # no history to pivot from
+    s.add("old-model", 0, 60 * W, 25 * 60, **low)                    # model 7 is not fresh
+    s.add("old-model", 62 * W, 66 * W, 40 * 4, model=7, **high)
+    out = run(s.build())
+    pivots = [f for f in out if f.rule == "model_pivot"]
+    assert brief(pivots) == [("firing", "model_pivot", ("pivot",), 62, 63),
+                             ("resolved", "model_pivot", ("pivot",), 62, 66)]
+    assert pivots[0].score == 1.0 and pivots[0].evidence["fresh_model_share"] == 1.0
+    # the same jump in score on the old model is "only" a behaviour drift
+    assert {(f.rule, f.account_ids[0]) for f in out} == {
+        ("model_pivot", "pivot"), ("behavior_drift", "pivot"), ("behavior_drift", "old-model")}
 
 
 def population(seed: int) -> Stream:
