@@ -159,6 +159,13 @@ def run_simulate(scenario: str, list_only: bool, seed: int, duration_s: int | No
     labels_path = Path(labels) if labels else (
         Path(out).with_name(Path(out).name.split(".")[0] + ".labels.json") if out
         else Path(f"{scenario}-{seed}.labels.json"))
+    for target in (out, labels):
+        if target:
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                console.print(f"[red]cannot create the folder for {target}: {exc}[/]")
+                return 2
     if out:
         n = write_jsonl(s, out)
         console.print(f"wrote {n:,} events to {out}")
