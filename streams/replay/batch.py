@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-__all__ = ["RawBatch", "Source", "consecutive_lines", "listed_positions"]
+__all__ = ["FileSource", "RawBatch", "Source", "consecutive_lines", "listed_positions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,21 @@ class RawBatch:
     progress: float                   # source units done after this batch (bytes, rows, records)
     rejects: tuple[tuple[str, str], ...] = ()   # (location, reason): input the source could
     #                                             not even turn into a value (a broken CSV row)
+
+
+class FileSource:
+    """What the file sources share: a name (the path) and a known total (``_total``)."""
+
+    path: Path
+    _total: float
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def total(self) -> float | None:
+        return self._total
 
 
 class Source(Protocol):

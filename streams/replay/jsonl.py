@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from streams.replay.batch import RawBatch, consecutive_lines, listed_positions
+from streams.replay.batch import FileSource, RawBatch, consecutive_lines, listed_positions
 from streams.replay.errors import ReplayError
 
 __all__ = ["GZIP_MAGIC", "JsonLinesSource", "open_maybe_gzip"]
@@ -41,7 +41,7 @@ def open_maybe_gzip(path: Path) -> tuple[BinaryIO, BinaryIO]:
     return raw, raw
 
 
-class JsonLinesSource:
+class JsonLinesSource(FileSource):
     """Events from a ``.jsonl`` / ``.jsonl.gz`` file.
 
     >>> import tempfile, os
@@ -64,14 +64,6 @@ class JsonLinesSource:
             raise ReplayError(f"{path}: no such file")
         self._total = float(self.path.stat().st_size)
         self._open: tuple[BinaryIO, BinaryIO] | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    @property
-    def total(self) -> float | None:
-        return self._total
 
     def batches(self) -> Iterator[RawBatch]:
         stream, raw = open_maybe_gzip(self.path)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from streams.records import RequestEvent
-from streams.replay.batch import RawBatch, listed_positions
+from streams.replay.batch import FileSource, RawBatch, listed_positions
 from streams.replay.errors import ReplayError
 from streams.replay.jsonl import open_maybe_gzip
 
@@ -163,7 +163,7 @@ def converter(field: str) -> Callable[[Any], Any]:
     return _keep
 
 
-class CsvSource:
+class CsvSource(FileSource):
     """Events from a CSV file (header row first; ``.csv.gz`` works too)."""
 
     unit = "bytes"
@@ -178,14 +178,6 @@ class CsvSource:
         self.delimiter = delimiter
         self._total = float(self.path.stat().st_size)
         self._open: list[Any] = []
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    @property
-    def total(self) -> float | None:
-        return self._total
 
     def batches(self) -> Iterator[RawBatch]:
         stream, raw = open_maybe_gzip(self.path)
@@ -237,7 +229,7 @@ class CsvSource:
             f.close()
 
 
-class ParquetSource:
+class ParquetSource(FileSource):
     """Events from a Parquet file (needs the ``parquet`` extra: pyarrow).
 
     Timestamp columns become epoch ms; a timestamp without a time zone is taken as UTC.
@@ -262,14 +254,6 @@ class ParquetSource:
         except Exception as exc:  # pyarrow raises ArrowInvalid and friends
             raise ReplayError(f"{path}: not a Parquet file ({exc})") from None
         self._total = float(self._file.metadata.num_rows)
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    @property
-    def total(self) -> float | None:
-        return self._total
 
     def batches(self) -> Iterator[RawBatch]:
         import pyarrow as pa
