@@ -5,8 +5,8 @@ Issue 4 goal 5: events/s and µs/event at 1k, 10k, 100k and 1M accounts.
 
 For each account count A, in this one process and without a broker (so the broker and the
 consumer do not dominate), the worker's own batch path runs over pre-encoded events:
-``EventDecoder.decode`` per message (msgspec, fingerprint hex checked per batch as in the
-worker) -> ``ColumnBuilder.build`` -> ``PartitionMonitor.step`` with offsets, summaries for the
+``ColumnBuilder.decode`` per batch (msgspec per message, every other check per batch, as the
+worker) -> ``PartitionMonitor.step`` with offsets, summaries for the
 cross-account view drained -- what :class:`streams.engine.DetectionEngine` does per partition
 batch, minus Kafka. Events come from ``bench/pipeline_throughput.py``'s generator (JSON as
 the simulator writes it, heavy-tailed tenants, Poisson arrivals at ``--event-rate`` of event
@@ -60,8 +60,7 @@ import pipeline_throughput as pt  # noqa: E402
 
 from models.monitor import MonitorConfig, PartitionMonitor  # noqa: E402
 from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.columns import ColumnBuilder, InvalidFingerprints  # noqa: E402
-from streams.records import EventDecoder, RequestEvent  # noqa: E402
+from streams.columns import ColumnBuilder  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulate import WireEvent  # noqa: E402
 
@@ -101,7 +100,6 @@ class BatchPath:
     """Decode -> columns -> monitor, per partition, in batches (DetectionEngine minus Kafka)."""
 
     def __init__(self, cfg: MonitorConfig, parts: int) -> None:
-        self.decoder = EventDecoder(check_fingerprint_hex=False)   # as the worker: hex per batch
         self.builder = ColumnBuilder()
         self.monitors = [PartitionMonitor(cfg) for _ in range(parts)]
         self.next_offset = [0] * parts
@@ -109,7 +107,6 @@ class BatchPath:
 
     def run(self, per_part: list[list[bytes]], batch: int) -> tuple[int, float, float]:
         """Feed every partition's values, batches taken round-robin; (events, wall s, cpu s)."""
-        decode = self.decoder.decode
         cursors = [0] * len(per_part)
         n = sum(len(v) for v in per_part)
         w0, c0 = time.perf_counter(), time.process_time()
@@ -123,25 +120,19 @@ class BatchPath:
                 chunk = values[lo:lo + batch]
                 cursors[p] = lo + len(chunk)
                 left = left or cursors[p] < len(values)
-                self._step(p, [decode(v) for v in chunk])
+                self._step(p, chunk)
         return n, time.perf_counter() - w0, time.process_time() - c0
 
-    def _step(self, p: int, results: list[Any]) -> None:
-        events = [r for r in results if type(r) is RequestEvent]
-        self.rejected += len(results) - len(events)
-        if not events:
+    def _step(self, p: int, values: list[bytes]) -> None:
+        decoded = self.builder.decode(values)   # as the worker: the whole batch at once
+        self.rejected += len(decoded.rejected)
+        if not len(decoded):
             return
-        try:
-            cols = self.builder.build(events)
-        except InvalidFingerprints as bad:
-            drop = set(bad.indices)
-            events = [e for i, e in enumerate(events) if i not in drop]
-            self.rejected += len(drop)
-            cols = self.builder.build(events)
+        cols = decoded.columns
         mon = self.monitors[p]
         start = self.next_offset[p]
-        offsets = np.arange(start, start + len(events), dtype=np.int64)
-        self.next_offset[p] = start + len(results)
+        offsets = start + np.asarray(decoded.kept, dtype=np.int64)
+        self.next_offset[p] = start + len(values)
         res = mon.step(cols, offsets)
         self.counted += res.counted
         self.late += len(res.late)

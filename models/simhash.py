@@ -18,12 +18,14 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
 import numpy as np
 
-__all__ = ["format_fp", "hamming", "hamming_many", "normalise", "parse_fp", "simhash64"]
+__all__ = ["format_fp", "hamming", "hamming_many", "normalise", "parse_fp", "simhash64",
+           "simhash64_many"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _MASK64 = (1 << 64) - 1
@@ -34,6 +36,7 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+@functools.lru_cache(maxsize=1 << 16)   # words and word pairs repeat across prompts
 def _token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
 
@@ -48,6 +51,38 @@ def simhash64(text: str) -> int:
     bits = (hashes[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
     votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(features)
     return int(np.packbits((votes > 0)[::-1].astype(np.uint8)).view(">u8")[0])
+
+
+def _features(text: str) -> list[str]:
+    # the same tokens as of normalise(text): the pattern never spans whitespace
+    tokens = _TOKEN.findall(text.lower())
+    return tokens + list(map(" ".join, zip(tokens, tokens[1:], strict=False)))
+
+
+def simhash64_many(texts: list[str]) -> np.ndarray:
+    """:func:`simhash64` of many texts at once (``uint64``), one vote count for them all.
+
+    >>> texts = ["Explain step by step: 2 + 2", "", "Write a haiku about autumn"]
+    >>> simhash64_many(texts).tolist() == [simhash64(t) for t in texts]
+    True
+    """
+    per_text = [_features(t) for t in texts]
+    counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
+    out = np.zeros(len(texts), dtype=np.uint64)
+    total = int(counts.sum())
+    if total == 0:
+        return out
+    flat = [f for feats in per_text for f in feats]
+    hashes = np.fromiter(map(_token_hash, flat), dtype=np.uint64, count=total)
+    # bit j of each hash (column j), from the little-endian bytes of the hashes
+    bits = np.unpackbits(hashes.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1,
+                         bitorder="little")
+    nonempty = np.flatnonzero(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[nonempty]
+    votes = np.add.reduceat(bits, starts, axis=0, dtype=np.int64) * 2 - counts[nonempty, None]
+    packed = np.packbits((votes > 0)[:, ::-1].astype(np.uint8), axis=1)
+    out[nonempty] = packed.view(">u8")[:, 0]
+    return out
 
 
 def hamming(a: int, b: int) -> int:

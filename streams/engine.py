@@ -22,9 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import is_not
 
 import msgspec
 import numpy as np
@@ -41,8 +43,8 @@ from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
-from streams.columns import ColumnBuilder, InvalidFingerprints
-from streams.records import EventDecoder, Rejection, RequestEvent, dead_letter
+from streams.columns import ColumnBuilder
+from streams.records import Rejection, dead_letter
 from streams.settings import Settings
 from streams.state_store import SnapshotStore
 
@@ -71,6 +73,37 @@ class EngineMetrics:
     last_batch_at: float = 0.0
 
 
+def _split_by_partition(msgs: list[Message]) -> tuple[dict[int, list[Message]], dict[int, int],
+                                                     dict[int, int]]:
+    """Messages by partition (order kept), plus where each partition's EOF marker and last
+    message sit in ``msgs``. librdkafka hands out runs of one partition, so a batch without
+    errors is cut at run boundaries instead of being walked message by message."""
+    n = len(msgs)
+    errors = list(map(Message.error, msgs))
+    by_partition: dict[int, list[Message]] = {}
+    eof_at: dict[int, int] = {}
+    last_at: dict[int, int] = {}
+    # not errors.count(None): KafkaError's == against None raises inside librdkafka's binding
+    if not any(map(is_not, errors, repeat(None))):
+        parts = np.array(list(map(Message.partition, msgs)), dtype=np.int64)
+        bounds = [0, *(np.flatnonzero(parts[1:] != parts[:-1]) + 1).tolist(), n]
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            p = int(parts[a])
+            by_partition.setdefault(p, []).extend(msgs[a:b])
+            last_at[p] = b - 1
+        return by_partition, eof_at, last_at
+    for i, (m, err) in enumerate(zip(msgs, errors, strict=True)):
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                eof_at[m.partition()] = i
+            else:
+                log.warning("consume error: %s", err)
+            continue
+        by_partition.setdefault(m.partition(), []).append(m)
+        last_at[m.partition()] = i
+    return by_partition, eof_at, last_at
+
+
 def finding_to_alert(f: Finding, detected_at_ms: int) -> Alert:
     return Alert(
         alert_id=f.alert_id, status=f.status, rule=f.rule, severity=f.severity,  # type: ignore[arg-type]
@@ -96,7 +129,6 @@ class DetectionEngine:
         self._dirty: set[int] = set()
         self._flushed_idle: set[int] = set()
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
-        self._decoder = EventDecoder(check_fingerprint_hex=False)  # checked per batch
         self._builder = ColumnBuilder()
         self._config = MonitorConfig(
             window_ms=settings.window_s * 1000,
@@ -228,40 +260,27 @@ class DetectionEngine:
                 msgs = c.consume(10_000, 0.2)
                 if msgs:
                     idle_since = time.monotonic()
-                events, offsets = [], []
+                batch = []
                 for m in msgs:
                     if m.error():
                         continue
                     if m.offset() >= end_offset:
                         done = True
                         break
-                    ev = self._decoder.decode(m.value())
-                    if isinstance(ev, RequestEvent):
-                        events.append(ev)
-                        offsets.append(m.offset())
+                    batch.append(m)
                     if m.offset() == end_offset - 1:
                         done = True
-                if events:
-                    cols = self._builder.build(events)
-                    mon.dedup.check_and_add(cols.dedup_key, cols.ts, np.asarray(offsets))
+                decoded = self._builder.decode(list(map(Message.value, batch)))
+                if len(decoded):
+                    cols = decoded.columns
+                    offsets = np.array([batch[i].offset() for i in decoded.kept], dtype=np.int64)
+                    mon.dedup.check_and_add(cols.dedup_key, cols.ts, offsets)
         finally:
             c.close()
 
     # -- the batch path -----------------------------------------------------------------
     def _process(self, msgs: list[Message]) -> None:
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        eof_at: dict[int, int] = {}
-        last_at: dict[int, int] = {}
-        for i, m in enumerate(msgs):
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    eof_at[m.partition()] = i
-                else:
-                    log.warning("consume error: %s", err)
-                continue
-            by_partition[m.partition()].append(m)
-            last_at[m.partition()] = i
+        by_partition, eof_at, last_at = _split_by_partition(msgs)
         now_wall = time.monotonic()
         for p, batch in by_partition.items():
             mon = self.monitors.get(p)
@@ -279,35 +298,19 @@ class DetectionEngine:
         self.metrics.last_batch_at = time.time()
 
     def _process_partition(self, p: int, mon: PartitionMonitor, batch: list[Message]) -> None:
-        results = list(map(self._decoder.decode, map(Message.value, batch)))
-        events: list[RequestEvent] = [r for r in results if type(r) is RequestEvent]
-        kept = batch
-        if len(events) != len(batch):
-            kept = []
-            for m, r in zip(batch, results, strict=True):
-                if type(r) is RequestEvent:
-                    kept.append(m)
-                else:
-                    assert isinstance(r, Rejection)
-                    self._dead_letter(r, m)
-        if events:
-            try:
-                cols = self._builder.build(events)
-            except InvalidFingerprints as bad:
-                drop = set(bad.indices)
-                for i in bad.indices:
-                    self._dead_letter(Rejection("out_of_range", "prompt_fp is not 16 hex characters"),
-                                      kept[i])
-                kept = [m for i, m in enumerate(kept) if i not in drop]
-                events = [e for i, e in enumerate(events) if i not in drop]
-                cols = self._builder.build(events)
-        if events:
-            offsets = np.array(list(map(Message.offset, kept)), dtype=np.int64)
+        decoded = self._builder.decode(list(map(Message.value, batch)))
+        for i, rejection in decoded.rejected:
+            self._dead_letter(rejection, batch[i])
+        if len(decoded):
+            cols, kept = decoded.columns, decoded.kept
+            offsets = np.array(list(map(Message.offset, batch)), dtype=np.int64)
+            if decoded.rejected:
+                offsets = offsets[kept]
             result = mon.step(cols, offsets)
             for i in result.late.tolist():
                 self._dead_letter(Rejection("late", f"event time {int(cols.ts[i])} is behind the "
                                             f"watermark {mon.watermark} by more than the allowed "
-                                            f"lateness"), kept[i])
+                                            f"lateness"), batch[kept[i]])
             self.metrics.events_counted += result.counted
             self.metrics.duplicates += result.duplicates
             self.metrics.late_events += len(result.late)

@@ -14,7 +14,7 @@ from models.coordination import CoordinationDetector
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.alerts import Alert
-from streams.columns import ColumnBuilder, InvalidFingerprints
+from streams.columns import ColumnBuilder
 from streams.engine import finding_to_alert
 from streams.records import AccountRecord, EventDecoder, RequestEvent
 
@@ -43,11 +43,7 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
 
     def drain(p: int) -> None:
         if pending[p]:
-            try:
-                cols = builder.build(pending[p])
-            except InvalidFingerprints as bad:   # the worker sends these to the DLQ
-                drop = set(bad.indices)
-                cols = builder.build([e for i, e in enumerate(pending[p]) if i not in drop])
+            cols = builder.build(pending[p])   # drops what the worker sends to the DLQ
             findings.extend(monitors[p].step(cols).findings)
             pending[p] = []
         cross_account(p)

@@ -15,13 +15,13 @@ import msgspec
 from models.simhash import format_fp, simhash64
 
 __all__ = [
-    "MAX_MESSAGE_BYTES", "AccountRecord", "DeadLetter", "EventDecoder", "Rejection",
+    "MAX_MESSAGE_BYTES", "MAX_TS_MS", "MIN_TS_MS", "AccountRecord", "DeadLetter", "EventDecoder", "Rejection",
     "RequestEvent", "ts_to_ms",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
-_MIN_TS = 946_684_800_000      # 2000-01-01
-_MAX_TS = 4_102_444_800_000    # 2100-01-01
+MIN_TS_MS = 946_684_800_000      # 2000-01-01
+MAX_TS_MS = 4_102_444_800_000    # 2100-01-01
 
 Str128 = Annotated[str, msgspec.Meta(max_length=128)]
 Str256 = Annotated[str, msgspec.Meta(max_length=256)]
@@ -118,7 +118,7 @@ def ts_to_ms(ts: int | dt.datetime) -> int | None:
         ms = int(ts.timestamp() * 1000)
     else:
         ms = ts
-    if not _MIN_TS <= ms < _MAX_TS:
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
         return None
     return ms
 
@@ -178,7 +178,7 @@ class EventDecoder:
             if ms is None:
                 return Rejection("bad_timestamp", f"timestamp {ts!r} has no UTC offset or is out of range")
             event = msgspec.structs.replace(event, ts=ms)
-        elif not _MIN_TS <= ts < _MAX_TS:
+        elif not MIN_TS_MS <= ts < MAX_TS_MS:
             return Rejection("bad_timestamp", f"ts={ts} is not epoch milliseconds in 2000..2100")
         if self._check_hex and event.prompt_fp is not None and not is_hex_fingerprint(event.prompt_fp):
             return Rejection("out_of_range", "prompt_fp must be 16 hex characters")

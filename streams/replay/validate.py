@@ -23,9 +23,9 @@ from typing import Annotated, Any
 import msgspec
 
 from streams.records import (  # the decoder's own bounds, so the two cannot drift apart
-    _MAX_TS,
-    _MIN_TS,
     MAX_MESSAGE_BYTES,
+    MAX_TS_MS,
+    MIN_TS_MS,
     EventDecoder,
     Rejection,
     RequestEvent,
@@ -95,7 +95,7 @@ class EventValidator:
         except (msgspec.DecodeError, TypeError):   # invalid, or just unusual: the decoder decides
             return self._exact(raw)
         fp = ev.prompt_fp
-        if (fp is not None and fp.strip(_HEX)) or not _MIN_TS <= ev.ts < _MAX_TS \
+        if (fp is not None and fp.strip(_HEX)) or not MIN_TS_MS <= ev.ts < MAX_TS_MS \
                 or len(raw) > MAX_MESSAGE_BYTES:  # type: ignore[arg-type]
             return self._exact(raw)
         return ev
@@ -131,7 +131,7 @@ class EventValidator:
                 append(ev)
                 continue
             fp = ev.prompt_fp
-            if (fp is not None and fp.strip(_HEX)) or not _MIN_TS <= ev.ts < _MAX_TS:
+            if (fp is not None and fp.strip(_HEX)) or not MIN_TS_MS <= ev.ts < MAX_TS_MS:
                 ev = exact(raw)
                 if type(ev) is Rejection:
                     rejections.append((len(checked), ev))
