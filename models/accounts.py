@@ -14,6 +14,7 @@ API keys and models it has used before (for novelty tests).
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -60,20 +61,20 @@ class AccountTable:
         """Slot of each event's account, creating slots (first seen = event ts) as needed."""
         index = self.index
         get = index.get
-        slots = [get(a, -1) for a in account_ids]
-        if -1 in slots:
-            for i, a in enumerate(account_ids):
-                if slots[i] == -1:
-                    s = get(a, -1)
-                    if s == -1:
-                        s = len(self.ids)
-                        if s >= self.capacity:
-                            self._grow(s + 1)
-                        index[a] = s
-                        self.ids.append(a)
-                        self.first_seen_ts[s] = ts[i]
-                    slots[i] = s
-        return np.asarray(slots, dtype=np.int64)
+        slots = np.fromiter(map(get, account_ids, repeat(-1)), dtype=np.int64, count=len(account_ids))
+        if (slots < 0).any():
+            for i in np.flatnonzero(slots < 0).tolist():
+                a = account_ids[i]
+                s = get(a, -1)
+                if s == -1:
+                    s = len(self.ids)
+                    if s >= self.capacity:
+                        self._grow(s + 1)
+                    index[a] = s
+                    self.ids.append(a)
+                    self.first_seen_ts[s] = ts[i]
+                slots[i] = s
+        return slots
 
     def ids_of(self, slots: np.ndarray) -> list[str]:
         ids = self.ids

@@ -224,17 +224,25 @@ class PartitionMonitor:
         hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
                   "uas": b.ua_hash, "models": b.model_hash,
                   "fps": np.where(b.has_fp, b.prompt_fp, np.uint64(0))}
-        starts = b.ts // self.config.window_ms * self.config.window_ms
-        for start in np.unique(starts).tolist():
-            sel = starts == start
+        w = self.config.window_ms
+        starts = b.ts // w * w
+        first = int(starts[0])
+        one_window = bool((starts == first).all())   # the usual case: no selection needed
+        for start in [first] if one_window else np.unique(starts).tolist():
             acc = self._windows.get(start)
             if acc is None:
-                acc = self._windows[start] = WindowAccumulator(start, start + self.config.window_ms)
-            s_slots = slots[sel]
-            acc.add(s_slots, {k: v[sel] for k, v in sums.items()},
-                    {k: v[sel] for k, v in hashes.items()}, b.ts[sel])
-            fp_sel = sel & b.has_fp
-            if fp_sel.any():
+                acc = self._windows[start] = WindowAccumulator(start, start + w)
+            if one_window:
+                acc.add(slots, sums, hashes, b.ts)
+                fp_sel = b.has_fp
+            else:
+                sel = starts == start
+                acc.add(slots[sel], {k: v[sel] for k, v in sums.items()},
+                        {k: v[sel] for k, v in hashes.items()}, b.ts[sel])
+                fp_sel = sel & b.has_fp
+            if fp_sel.all():
+                acc.add_fingerprints(slots, b.prompt_fp)
+            elif fp_sel.any():
                 acc.add_fingerprints(slots[fp_sel], b.prompt_fp[fp_sel])
 
     def _fresh_model(self, b: RequestColumns) -> np.ndarray:

@@ -43,9 +43,10 @@ def merge_sample(sample: np.ndarray, rows: np.ndarray, fps: np.ndarray) -> None:
     k = sample.shape[1]
     uniq_rows = np.unique(rows)
     old = sample[uniq_rows]                                  # (m, k)
-    old_rows = np.repeat(uniq_rows, k)
+    filled = old != EMPTY                                    # most rows of a batch are far from full
+    old_rows = np.broadcast_to(uniq_rows[:, None], old.shape)[filled]
     all_rows = np.concatenate([old_rows, rows])
-    all_fps = np.concatenate([old.ravel(), fps])
+    all_fps = np.concatenate([old[filled], fps])
     pri = np.where(all_fps == EMPTY, EMPTY, mix(all_fps))
     order = np.lexsort((all_fps, pri, all_rows))
     r, f = all_rows[order], all_fps[order]
