@@ -227,6 +227,7 @@ class ColumnBuilder:
     def _assemble(self, f: list[tuple[object, ...]], ts: np.ndarray, fps: list[str | None],
                   prompt_fp: np.ndarray) -> RequestColumns:
         strings = self._strings.__getitem__
+        n = len(ts)
         asn = _ints_or_zero(f[_F["asn"]]).astype(np.uint64)
         asn_hash = ((asn * np.uint64(2654435761)) & np.uint64(0xFFFF_FFFF)).astype(np.uint32)
         asn_hash[asn == 0] = 0
@@ -246,18 +247,18 @@ class ColumnBuilder:
             completion_tokens=np.array(f[_F["completion_tokens"]], dtype=np.int64),
             reasoning_tokens=_ints_or_zero(f[_F["reasoning_tokens"]]),
             status=np.array(f[_F["status"]], dtype=np.int64),
-            key_hash=np.array(list(map(strings, f[_F["api_key_id"]])), dtype=np.uint32),
-            net_hash=np.array(list(map(self._nets.__getitem__, networks_of(f[_F["ip"]]))),  # type: ignore[arg-type]
-                              dtype=np.uint32),
+            key_hash=np.fromiter(map(strings, f[_F["api_key_id"]]), np.uint32, n),
+            net_hash=np.fromiter(map(self._nets.__getitem__, networks_of(f[_F["ip"]])),  # type: ignore[arg-type]
+                                 np.uint32, n),
             asn_hash=asn_hash,
-            ua_hash=np.array(list(map(strings, f[_F["user_agent"]])), dtype=np.uint32),
-            model_hash=np.array(list(map(strings, f[_F["model"]])), dtype=np.uint32),
+            ua_hash=np.fromiter(map(strings, f[_F["user_agent"]]), np.uint32, n),
+            model_hash=np.fromiter(map(strings, f[_F["model"]]), np.uint32, n),
             prompt_fp=prompt_fp,
             has_fp=has_fp,
             cot=cot,
             logprobs=np.array(f[_F["logprobs"]], dtype=np.bool_),      # None -> False
             logit_bias=np.array(f[_F["logit_bias"]], dtype=np.bool_),
-            dedup_key=np.array(list(map(hash, f[_F["event_id"]])), dtype=np.int64).view(np.uint64),
+            dedup_key=np.fromiter(map(hash, f[_F["event_id"]]), np.int64, n).view(np.uint64),
         )
 
 
