@@ -48,6 +48,7 @@ from models.detectors.rules import (
 )
 from models.features import window_features
 from models.incidents import Finding, IncidentTracker
+from models.peers import PeerGroups, ProfileLookup
 from models.sketches import bits_of
 from models.templates import EMPTY
 from models.windows import WindowAccumulator, WindowSummary
@@ -126,6 +127,8 @@ class PartitionMonitor:
     outbox: list[AccountSummary] = field(default_factory=list)  # for the cross-account view
     stream_start_ts: int = -1
     model_first_seen: dict[int, int] = field(default_factory=dict)   # model hash -> event time
+    profiles: ProfileLookup | None = None   # account id -> tier/created_ts (account stream)
+    peers: PeerGroups = field(default_factory=PeerGroups)
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
@@ -306,13 +309,16 @@ class PartitionMonitor:
         t = self.accounts
         feats = window_features(s)
         slots = s.slots
+        ids, first_seen = t.ids_of(slots), t.first_seen_ts[slots]
         ctx = WindowContext(
-            summary=s, features=feats, account_ids=t.ids_of(slots),
+            summary=s, features=feats, account_ids=ids,
             windows_seen=t.windows_seen[slots].copy(),
-            age_ms=s.end_ts - t.first_seen_ts[slots],
+            age_ms=s.end_ts - first_seen,
             baseline_mean=t.ew_mean[slots].copy(),
             baseline_std=np.sqrt(t.ew_var[slots]),
             warmup_windows=self.config.warmup_windows,
+            peer_group=self.peers.assign(ids, s.end_ts, first_seen, self.profiles),
+            peers=self.peers,
         )
         hits = [h for d in self.detectors for h in d.detect(ctx)]
         findings = [
@@ -360,17 +366,19 @@ class PartitionMonitor:
             "detectors": {d.rule: d.to_dict() for d in self.detectors if hasattr(d, "to_dict")},
             "stream_start_ts": self.stream_start_ts,
             "model_first_seen": [[k, v] for k, v in sorted(self.model_first_seen.items())],
+            "peer_groups": self.peers.to_dict(),
             "dedup_from_offset": (self.dedup.rebuild_from_offset()
                                   if self.dedup.rebuild_from_offset() is not None
                                   else self.dedup_rebuild_from),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], detectors: list[Detector] | None = None) -> PartitionMonitor:
+    def from_dict(cls, d: dict[str, Any], detectors: list[Detector] | None = None,
+                  profiles: ProfileLookup | None = None) -> PartitionMonitor:
         version = d.get("schema_version")
         if version != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported monitor snapshot version {version!r}")
-        m = cls(MonitorConfig(**d["config"]), detectors or [])
+        m = cls(MonitorConfig(**d["config"]), detectors or [], profiles=profiles)
         m.watermark = int(d["watermark"])
         m.counters = MonitorCounters(**d["counters"])
         m.accounts = AccountTable.from_dict(d["accounts"])
@@ -381,6 +389,8 @@ class PartitionMonitor:
         m.dedup_rebuild_from = d.get("dedup_from_offset")
         m.stream_start_ts = int(d["stream_start_ts"])
         m.model_first_seen = {int(k): int(v) for k, v in d["model_first_seen"]}
+        if "peer_groups" in d:      # snapshots written before peer groups have none
+            m.peers = PeerGroups.from_dict(d["peer_groups"])
         for det in m.detectors:
             state = d["detectors"].get(det.rule)
             if state is not None and hasattr(det, "load_dict"):

@@ -208,14 +208,14 @@ class DetectionEngine:
         for p in wanted:
             snap = snapshots.get(p)
             if snap is not None:
-                mon = PartitionMonitor.from_dict(snap.state)
+                mon = PartitionMonitor.from_dict(snap.state, profiles=self.registry.get)
                 self._rebuild_dedup(p, mon, snap.next_offset)
                 offset = snap.next_offset
                 self.metrics.restores += 1
                 log.info("partition %d restored at offset %d (watermark %d, %d accounts)",
                          p, offset, mon.watermark, len(mon.accounts))
             else:
-                mon = PartitionMonitor(self._config)
+                mon = PartitionMonitor(self._config, profiles=self.registry.get)
                 offset = OFFSET_BEGINNING
             self.monitors[p] = mon
             self._last_data[p] = time.monotonic()

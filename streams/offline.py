@@ -26,10 +26,10 @@ def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
                    accounts: Iterable[AccountRecord] = ()) -> list[Alert]:
     """Alerts the worker would emit for these raw event values (end of input flushes).
 
-    ``accounts`` plays the part of the account stream (payment fingerprints, ages)."""
+    ``accounts`` plays the part of the account stream (payment fingerprints, ages, tiers)."""
     registry = {r.account_id: r for r in accounts}
     config = config or MonitorConfig()
-    monitors = [PartitionMonitor(config) for _ in range(partitions)]
+    monitors = [PartitionMonitor(config, profiles=registry.get) for _ in range(partitions)]
     pending: list[list[RequestEvent]] = [[] for _ in range(partitions)]
     decoder, builder = EventDecoder(), ColumnBuilder()
     findings: list[Finding] = []

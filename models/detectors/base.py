@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from models.peers import PeerGroups
 from models.windows import WindowSummary
 
 __all__ = ["Detector", "Hit", "StatefulDetector", "WindowContext"]
@@ -25,6 +26,8 @@ class WindowContext:
     baseline_mean: np.ndarray             # (rows, len(BASELINE_FEATURES))
     baseline_std: np.ndarray
     warmup_windows: int
+    peer_group: np.ndarray | None = None  # int per row: (tier, age band) id, see models.peers
+    peers: PeerGroups | None = None       # names those ids
 
     @property
     def start_ts(self) -> int:

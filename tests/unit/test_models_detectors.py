@@ -19,6 +19,7 @@ from models.batch import RequestColumns
 from models.detectors.base import Hit, WindowContext
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor, default_detectors
+from models.peers import AccountProfile
 
 W = 60_000
 TEMPLATE = 0x1234_5678_9ABC_DEF0
@@ -239,6 +240,81 @@ def test_population_outlier_positive_control() -> None:
     assert set(out[0].evidence["top_features"]) <= {
         "cot_share", "logprobs_share", "reasoning_share", "logit_bias_share", "key_fanout",
         "output_heavy", "out_in"}
+
+
+HOUR, DAY = 3_600_000, 86_400_000
+HEAVY = dict(reasoning=0.6, completion=(3000, 6000), prompt=(50, 150))  # reasoning, long answers
+
+
+def peers(seed: int, odd: bool = True) -> tuple[Stream, dict[str, AccountProfile]]:
+    """40 free accounts created hours ago with ordinary traffic; 4 enterprise accounts two
+    years old whose honest traffic is reasoning- and output-heavy; from window 12 a free
+    account created 5 hours ago that sends exactly what the enterprises send. 16 windows."""
+    s = Stream(seed)
+    for i in range(40):
+        s.add(f"free-{i}", 0, 16 * W, 35 * 16)
+    for i in range(4):
+        s.add(f"ent-{i}", 0, 16 * W, 35 * 16, **HEAVY)
+    if odd:
+        s.add("odd", 12 * W, 16 * W, 35 * 4, **HEAVY)
+    profiles = {f"free-{i}": AccountProfile("free", -(2 + i % 18) * HOUR) for i in range(40)}
+    profiles |= {f"ent-{i}": AccountProfile("enterprise", -700 * DAY) for i in range(4)}
+    profiles["odd"] = AccountProfile("free", -5 * HOUR)
+    return s, profiles
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_population_outlier_compares_an_account_with_its_tier_and_age_peers(seed: int) -> None:
+    s, profiles = peers(seed)
+    m = PartitionMonitor(MonitorConfig(), profiles=profiles.get)
+    out = run(s.build(), monitor=m)
+    assert brief(out) == [("firing", "population_outlier", ("odd",), 13, 14)]
+    ev = out[0].evidence
+    assert ev["peer_group"] == {"tier": "free", "age_band": "<1d"}
+    assert ev["population_fallback"] is False and ev["peer_windows"] >= 40 * 12
+    top = ev["top_features"][0]
+    assert top in {"reasoning_share", "output_heavy", "out_in"}
+    assert set(ev["top_features"]) <= {"reasoning_share", "output_heavy", "out_in",
+                                       "new_net_share"}   # a newcomer's networks are all new
+    assert ev["z_scores"][top] >= 3.0 and ev["values"][top] > ev["peer_mean"][top] + 0.2
+    assert "its peers (free accounts aged <1d)" in out[0].summary
+    # the enterprises were scored against their own peers, and warm: they are simply alike
+    po = m.to_dict()["detectors"]["population_outlier"]
+    assert po["seen"] > 300
+    assert m.peers.tiers[2:] == ["free", "enterprise"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_without_profiles_the_enterprises_page_and_the_newcomer_hides_among_them(
+        seed: int) -> None:
+    """The control: no account stream, so every account is of unknown tier and as old as the
+    partition has known it: one peer group, the whole partition. The enterprises' honest
+    habits stand out from it, and "odd" does what four others do."""
+    s, _ = peers(seed)
+    m = PartitionMonitor(MonitorConfig())
+    fired = [f for f in run(s.build(), monitor=m) if f.status == "firing"]
+    assert sorted(f.account_ids[0] for f in fired) == ["ent-0", "ent-1", "ent-2", "ent-3"]
+    assert {f.rule for f in fired} == {"population_outlier"}
+    assert all(f.evidence["peer_group"] == {"tier": "unknown", "age_band": "<1d"}
+               for f in fired)
+    assert m.to_dict()["detectors"]["population_outlier"]["seen"] > 300
+    assert m.peers.tiers == ["unknown", "other"]
+
+
+def test_population_outlier_falls_back_to_the_population_for_a_new_peer_group() -> None:
+    """An account alone in its group (no peers yet) is compared with the whole partition,
+    and the evidence says so."""
+    s, profiles = peers(0, odd=False)
+    profiles["odd"] = AccountProfile("trial", -5 * HOUR)
+    s.add("odd", 12 * W, 16 * W, 35 * 4, cot=1.0, logprobs=1.0, logit_bias=0.3,
+          keys=list(range(200, 230)))
+    out = run(s.build(), monitor=PartitionMonitor(MonitorConfig(), profiles=profiles.get))
+    fired = [f for f in out if f.status == "firing"]
+    assert [f.account_ids for f in fired] == [("odd",)]
+    ev = fired[0].evidence
+    assert ev["peer_group"] == {"tier": "trial", "age_band": "<1d"}
+    assert ev["population_fallback"] is True and ev["peer_windows"] < 30
+    assert "the whole population" in fired[0].summary
 
 
 def test_behavior_drift_on_own_baseline() -> None:

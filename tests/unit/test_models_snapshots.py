@@ -22,9 +22,10 @@ from models.accounts import BASELINE_FEATURES, AccountTable
 from models.batch import RequestColumns
 from models.detectors.base import Hit, WindowContext
 from models.detectors.drift import BehaviorDrift, PageHinkleyState
-from models.detectors.population import PopulationOutlier
+from models.detectors.population import PopulationOutlier, scaled_features
 from models.incidents import Finding, IncidentTracker
 from models.monitor import MonitorConfig, PartitionMonitor
+from models.peers import AccountProfile, PeerGroups, ProfileLookup
 from models.templates import EMPTY
 from models.windows import BITMAPS, COUNTERS, WindowAccumulator, WindowSummary
 
@@ -121,10 +122,11 @@ def steps(m: PartitionMonitor, cols: RequestColumns, a: int, b: int,
     return out
 
 
-def restore(snapshot: dict[str, Any], cols: RequestColumns, end: int) -> PartitionMonitor:
+def restore(snapshot: dict[str, Any], cols: RequestColumns, end: int,
+            profiles: ProfileLookup | None = None) -> PartitionMonitor:
     """What the shell does after a restart: restore, then re-read [dedup_from_offset, end)
     into the event_id index only."""
-    m = PartitionMonitor.from_dict(wire(snapshot))
+    m = PartitionMonitor.from_dict(wire(snapshot), profiles=profiles)
     start = m.dedup_rebuild_from
     if start is not None and start < end:
         sel = np.arange(start, end)
@@ -221,6 +223,49 @@ def test_monitor_rejects_unknown_snapshot_versions(
     for version in (None, 0, 2, "1"):
         with pytest.raises(ValueError, match="snapshot version"):
             PartitionMonitor.from_dict({**snap, "schema_version": version})
+
+
+PROFILES = {f"bg-{i}": AccountProfile("pro" if i % 3 else "enterprise", -400 * 86_400_000)
+            for i in range(12)}
+PROFILES |= {"ext": AccountProfile("free", -3_600_000), "drifter": AccountProfile("Pro", None)}
+
+
+@functools.cache
+def reference_with_profiles() -> tuple[list[Finding], dict[str, Any]]:
+    m = PartitionMonitor(MonitorConfig(), profiles=PROFILES.get)
+    findings = steps(m, STREAM, 0, len(STREAM), 500) + m.flush()
+    return findings, m.to_dict()
+
+
+@pytest.mark.parametrize("cut", [len(STREAM) // 3, 2 * len(STREAM) // 3])
+def test_monitor_with_peer_groups_restored_continues_like_one_that_never_stopped(cut: int) -> None:
+    ref_findings, ref_snap = reference_with_profiles()
+    assert ref_snap["peer_groups"]["tiers"] == ["unknown", "other", "pro", "enterprise", "free"]
+    po = ref_snap["detectors"]["population_outlier"]
+    assert sum(n > 0 for n in po["peer_n"]) >= 3          # several groups have moments
+    m = PartitionMonitor(MonitorConfig(), profiles=PROFILES.get)
+    findings = steps(m, STREAM, 0, cut, 500)
+    snap = m.to_dict()
+    assert non_plain(snap) == []
+    m = restore(snap, STREAM, cut, PROFILES.get)
+    assert m.to_dict() == snap
+    findings += steps(m, STREAM, cut, len(STREAM), 500) + m.flush()
+    assert findings == ref_findings
+    assert m.to_dict() == ref_snap
+
+
+def test_monitor_snapshot_from_before_peer_groups_still_loads(
+        never_stopped: tuple[list[Finding], dict[str, Any]]) -> None:
+    _, snap = never_stopped
+    old = {k: v for k, v in snap.items() if k != "peer_groups"}
+    po = snap["detectors"]["population_outlier"]
+    old["detectors"] = {**snap["detectors"], "population_outlier": {
+        k: v for k, v in po.items() if not k.startswith("peer_")}}
+    m = PartitionMonitor.from_dict(wire(old))
+    assert m.peers.tiers == ["unknown", "other"]
+    restored = m.to_dict()["detectors"]["population_outlier"]
+    assert restored["peer_n"] == [] and restored["pop_mean"] == po["pop_mean"]
+    assert restored["masses"] == po["masses"]
 
 
 # -- components ---------------------------------------------------------------------------------
@@ -375,7 +420,9 @@ def test_behavior_drift_round_trip_with_pending_drifts(cut: int) -> None:
     assert bd.to_dict() == ref.to_dict()
 
 
-def contexts(seed: int, windows: int = 30, rows: int = 20) -> list[WindowContext]:
+def contexts(seed: int, windows: int = 30, rows: int = 20,
+             peers: PeerGroups | None = None) -> list[WindowContext]:
+    """Random windows; with ``peers``, rows fall into its groups (group ids at random)."""
     rng = np.random.default_rng(seed)
     out = []
     for w in range(windows):
@@ -395,7 +442,9 @@ def contexts(seed: int, windows: int = 30, rows: int = 20) -> list[WindowContext
             features=f, account_ids=[f"a{i}" for i in range(rows)],
             windows_seen=np.full(rows, w), age_ms=np.full(rows, w * W),
             baseline_mean=np.zeros((rows, 3)), baseline_std=np.zeros((rows, 3)),
-            warmup_windows=5))
+            warmup_windows=5,
+            peer_group=None if peers is None else rng.integers(0, peers.n_groups, rows),
+            peers=peers))
     return out
 
 
@@ -428,6 +477,57 @@ def test_population_outlier_round_trip(cut: int) -> None:
     assert hits == ref_hits
     assert po.to_dict() == ref_snap
     assert [po._model.score_one(p) for p in PROBES] == ref_scores
+
+
+def tiered() -> PeerGroups:
+    pg = PeerGroups()
+    for t in ("free", "pro"):
+        pg.tier_id(t)
+    return pg
+
+
+PEER_CONTEXTS = contexts(1, peers=tiered())
+
+
+@functools.cache
+def peer_reference() -> tuple[list[tuple[int, Hit]], dict[str, Any]]:
+    ref = PopulationOutlier(min_peer_windows=10)
+    hits = [(w, h) for w, ctx in enumerate(PEER_CONTEXTS) for h in ref.detect(ctx)]
+    return hits, ref.to_dict()
+
+
+@FEW
+@given(cut=st.integers(0, len(PEER_CONTEXTS)))
+def test_population_outlier_peer_moments_round_trip(cut: int) -> None:
+    ref_hits, ref_snap = peer_reference()
+    assert len(ref_snap["peer_n"]) == 12 and min(ref_snap["peer_n"]) > 10
+    po = PopulationOutlier(min_peer_windows=10)
+    hits = [(w, h) for w, ctx in enumerate(PEER_CONTEXTS[:cut]) for h in po.detect(ctx)]
+    snap = po.to_dict()
+    assert non_plain(snap) == []
+    po = PopulationOutlier(min_peer_windows=10)
+    po.load_dict(wire(snap))
+    assert po.to_dict() == snap
+    hits += [(w + cut, h) for w, ctx in enumerate(PEER_CONTEXTS[cut:]) for h in po.detect(ctx)]
+    assert hits == ref_hits
+    assert po.to_dict() == ref_snap
+
+
+def test_population_outlier_peer_moments_match_numpy() -> None:
+    """Within the first 1/alpha windows of a group its moments are the plain mean and
+    (population) variance of the group's scaled rows."""
+    po = PopulationOutlier(min_requests=0)
+    seen: dict[int, list[np.ndarray]] = {}
+    for ctx in PEER_CONTEXTS[:3]:
+        po.detect(ctx)
+        x = scaled_features(ctx.features)
+        assert ctx.peer_group is not None
+        for row, g in enumerate(ctx.peer_group.tolist()):
+            seen.setdefault(g, []).append(x[row])
+    for g, xs in seen.items():
+        assert po._peer_n[g] == len(xs) < 1 / po.pop_alpha
+        np.testing.assert_allclose(po._peer_mean[g], np.mean(xs, axis=0), atol=1e-12)
+        np.testing.assert_allclose(po._peer_var[g], np.var(xs, axis=0), atol=1e-12)
 
 
 def test_population_outlier_sequence_fires_at_all() -> None:
