@@ -95,3 +95,12 @@ def test_importing_models_loads_no_kafka_or_shell_module() -> None:
     assert result["bad"] == []
     assert {"models.monitor", "models.detectors.population", "models.scoring"} <= set(
         result["models"])
+
+
+def test_every_name_a_package_exports_can_be_imported() -> None:
+    import importlib
+
+    for pkg in ("models.detectors",):
+        module = importlib.import_module(pkg)
+        for name in module.__all__:
+            assert hasattr(module, name), f"{pkg}.__all__ names {name} but it is not there"

@@ -7,6 +7,7 @@ from models.detectors.rules import (
     CredentialCompromise,
     KeyRotation,
     LogitProbe,
+    ModelPivot,
     TemplatedExtraction,
 )
 
