@@ -107,6 +107,11 @@ class CoordinationDetector:
         self._clusters: dict[str, _Cluster] = {}
         self._cluster_of_key: dict[str, str] = {}
 
+    @property
+    def open_windows(self) -> list[int]:
+        """Start times of the windows that still take summaries."""
+        return sorted(self._windows)
+
     def add(self, s: AccountSummary) -> None:
         self._windows.setdefault(s.window_start_ts, {})[s.account_id] = s
         self._latest_end = max(self._latest_end, s.window_end_ts)

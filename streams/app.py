@@ -20,10 +20,9 @@ from typing import Any
 
 import faust
 import mode
-import msgspec
 
-from models.coordination import AccountSummary, CoordinationDetector
 from streams.alerts import encode_alert
+from streams.cross_account import CrossAccountView
 from streams.engine import DetectionEngine, EngineMetrics, finding_to_alert
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -100,12 +99,14 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
     app.service(DetectionService)
 
     # -- the cross-account view: an agent on the reduced stream of account summaries --------
-    coordination = CoordinationDetector(settings.window_s * 1000,
-                                        cooldown_windows=settings.cooldown_windows)
+    view = CrossAccountView(settings)
     summaries_topic = app.topic(settings.coordination_topic, value_serializer="raw",
                                 key_serializer="raw", partitions=1)
     alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw", key_serializer="raw")
     last_summary = [time.monotonic()]
+
+    async def in_thread(fn: Any) -> Any:   # blocking Kafka I/O off the event loop
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
 
     async def send_findings(findings: list[Any]) -> None:
         now_ms = int(time.time() * 1000)
@@ -114,23 +115,36 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
             await alerts_topic.send(key=alert.key.encode(), value=encode_alert(alert))
             engine.metrics.alerts[alert.status] += 1
 
+    def holds_summaries(tps: Any) -> bool:
+        return any(tp.topic == settings.coordination_topic for tp in tps)
+
+    @app.on_partitions_assigned.connect
+    async def restore_view(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        if holds_summaries(assigned):
+            await in_thread(view.assign)
+
+    @app.on_partitions_revoked.connect
+    async def save_view(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        if holds_summaries(revoked):
+            await in_thread(view.revoke)
+
     @app.agent(summaries_topic)
     async def coordinate(stream: Any) -> None:
         """Links accounts that share networks, clients, templates or payment methods."""
         async for batch in stream.take(1000, within=0.5):
-            for raw in batch:
-                try:
-                    coordination.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
-                except (msgspec.MsgspecError, TypeError) as exc:
-                    log.warning("skipping unreadable account summary: %s", exc)
+            if not view.restored:
+                await in_thread(view.assign)
             last_summary[0] = time.monotonic()
-            await send_findings(coordination.close_ready())
+            await send_findings(view.add(list(batch)))
+            await in_thread(view.save)   # before the next batch, so before Faust commits this one
 
     @app.timer(interval=1.0)
     async def close_quiet_windows() -> None:
         # like the idle flush of the engine: when no summaries come, close what is open
-        if time.monotonic() - last_summary[0] >= 2 * settings.idle_partition_s:
-            await send_findings(coordination.flush())
+        if view.owned and time.monotonic() - last_summary[0] >= 2 * settings.idle_partition_s:
+            findings = view.flush()
+            await send_findings(findings)
+            await in_thread(view.save)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -151,7 +165,7 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
                  m.events_counted, sum(m.dlq.values()), m.late_events, dict(m.alerts),
                  m.partitions, m.tracked_accounts)
 
-    del health, metrics, log_progress, coordinate, close_quiet_windows
+    del health, metrics, log_progress, coordinate, close_quiet_windows, restore_view, save_view
     return app
 
 

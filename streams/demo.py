@@ -64,9 +64,9 @@ def parse_metrics(text: str) -> dict[str, float]:
 def start_worker_process(broker: str, web_port: int, log_path: Path,
                          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A real ``xwatch worker`` in its own process (stdout/stderr to ``log_path``)."""
-    env = dict(os.environ, XWATCH_BROKER=broker, XWATCH_WEB_PORT=str(web_port),
-               XWATCH_SESSION_TIMEOUT_S="6", XWATCH_IDLE_PARTITION_S="2",
-               XWATCH_SNAPSHOT_INTERVAL_S="5", **(extra_env or {}))
+    env = {**os.environ, "XWATCH_BROKER": broker, "XWATCH_WEB_PORT": str(web_port),
+           "XWATCH_SESSION_TIMEOUT_S": "6", "XWATCH_IDLE_PARTITION_S": "2",
+           "XWATCH_SNAPSHOT_INTERVAL_S": "5", **(extra_env or {})}   # extra_env wins
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
