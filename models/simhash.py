@@ -42,15 +42,17 @@ def _token_hash(token: str) -> int:
 
 
 def simhash64(text: str) -> int:
-    """SimHash over word unigrams and bigrams of the normalised text (an unsigned int)."""
-    tokens = _TOKEN.findall(normalise(text))
-    if not tokens:
-        return 0
-    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
-    hashes = np.fromiter((_token_hash(t) for t in features), dtype=np.uint64, count=len(features))
-    bits = (hashes[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(features)
-    return int(np.packbits((votes > 0)[::-1].astype(np.uint8)).view(">u8")[0])
+    """SimHash over word unigrams and bigrams of the normalised text (an unsigned int).
+
+    The values are part of the contract's ``prompt_fp`` and of saved template samples:
+    they must not change.
+
+    >>> format_fp(simhash64("Explain step by step how to solve: 12 + 7 = ?"))
+    'f69d558c38080921'
+    >>> format_fp(simhash64("a")), simhash64("")
+    ('2f42665b399ef840', 0)
+    """
+    return int(simhash64_many([text])[0])
 
 
 def _features(text: str) -> list[str]:
@@ -62,9 +64,8 @@ def _features(text: str) -> list[str]:
 def simhash64_many(texts: list[str]) -> np.ndarray:
     """:func:`simhash64` of many texts at once (``uint64``), one vote count for them all.
 
-    >>> texts = ["Explain step by step: 2 + 2", "", "Write a haiku about autumn"]
-    >>> simhash64_many(texts).tolist() == [simhash64(t) for t in texts]
-    True
+    >>> [format_fp(h) for h in simhash64_many(["Write a haiku about autumn leaves falling in Kyoto", ""])]
+    ['278a6a5aafc58e48', '0000000000000000']
     """
     per_text = [_features(t) for t in texts]
     counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
