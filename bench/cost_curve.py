@@ -59,7 +59,6 @@ import numpy as np  # noqa: E402
 import pipeline_throughput as pt  # noqa: E402
 
 from models.monitor import MonitorConfig, PartitionMonitor  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
 from streams.columns import ColumnBuilder  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulate import WireEvent  # noqa: E402
@@ -341,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     broker_points: list[dict[str, Any]] = []
     if args.with_broker:
         with contextlib.ExitStack() as stack:
-            broker_pid = None
-            if args.broker:
-                bootstrap = args.broker
-            else:
-                broker = stack.enter_context(EmbeddedBroker())
-                bootstrap, broker_pid = broker.bootstrap or "", broker.pid
-            info["broker"] = args.broker or f"embedded Tansu {bootstrap}"
+            bootstrap, broker_pid, info["broker"] = pt.open_broker(stack, args.broker)
             for a in args.account_list:
                 b = broker_point(a, args, bootstrap, broker_pid)
                 broker_points.append(b)

@@ -77,7 +77,7 @@ from confluent_kafka import Producer  # noqa: E402
 
 from streams.alert_view import AlertReader  # noqa: E402
 from streams.alerts import Alert  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.broker import free_port  # noqa: E402
 from streams.demo import fetch_metrics, start_worker_process, stop_process, wait_healthy  # noqa: E402
 from streams.engine import DetectionEngine  # noqa: E402
 from streams.settings import Settings, Topics  # noqa: E402
@@ -525,13 +525,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
-        broker_pid = None
-        if args.broker:
-            bootstrap, desc = args.broker, args.broker
-        else:
-            broker = stack.enter_context(EmbeddedBroker())
-            bootstrap, broker_pid = broker.bootstrap or "", broker.pid
-            desc = f"embedded Tansu {bootstrap} (pid {broker_pid}, same cores)"
+        bootstrap, broker_pid, desc = pt.open_broker(stack, args.broker)
         results = report(run(args, bootstrap, broker_pid, desc))
     if args.json:
         out = dict(results)

@@ -180,6 +180,16 @@ def generate_events(n: int, accounts: int, event_rate: float, seed: int = 7,
 
 
 # -- measuring helpers -----------------------------------------------------------------------
+def open_broker(stack: contextlib.ExitStack, address: str | None) -> tuple[str, int | None, str]:
+    """(bootstrap, broker pid or None, description): ``address`` if given, else an embedded
+    Tansu that ``stack`` stops. The pid lets the scripts read the broker's CPU."""
+    if address:
+        return address, None, address
+    broker = stack.enter_context(EmbeddedBroker())
+    bootstrap = broker.bootstrap or ""
+    return bootstrap, broker.pid, f"embedded Tansu {bootstrap} (pid {broker.pid}, same cores)"
+
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -667,13 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler = Profiler(out, args.profile_format, args.profile_rate, args.profile_native)
 
     with contextlib.ExitStack() as stack:
-        broker_pid: int | None = None
-        if args.broker:
-            bootstrap, broker_desc = args.broker, args.broker
-        else:
-            broker = stack.enter_context(EmbeddedBroker())
-            bootstrap, broker_pid = broker.bootstrap or "", broker.pid
-            broker_desc = f"embedded Tansu {bootstrap} (pid {broker_pid}, same cores)"
+        bootstrap, broker_pid, broker_desc = open_broker(stack, args.broker)
         u = uuid.uuid4().hex[:8]
         topic = f"bench-requests-{u}"
         t0 = time.perf_counter()
