@@ -37,6 +37,7 @@ from streams.records import (
     Rejection,
     RequestEvent,
     is_hex_fingerprint,
+    timestamp_rejection,
     ts_to_ms,
 )
 
@@ -187,14 +188,12 @@ class ColumnBuilder:
                     continue
                 ms = ts_to_ms(t)  # type: ignore[arg-type]
                 if ms is None:
-                    bad[i] = Rejection("bad_timestamp",
-                                       f"timestamp {t!r} has no UTC offset or is out of range")
+                    bad[i] = timestamp_rejection(t)  # type: ignore[arg-type]
                 conv.append(ms or 0)
             ts = np.array(conv, dtype=np.int64)
         out = np.flatnonzero((ts < MIN_TS_MS) | (ts >= MAX_TS_MS))
         for i in out.tolist():
-            bad.setdefault(i, Rejection("bad_timestamp",
-                                        f"ts={raw[i]} is not epoch milliseconds in 2000..2100"))
+            bad.setdefault(i, timestamp_rejection(raw[i]))  # type: ignore[arg-type]
         return ts
 
     @staticmethod

@@ -16,7 +16,7 @@ from models.simhash import format_fp, simhash64
 
 __all__ = [
     "MAX_MESSAGE_BYTES", "MAX_TS_MS", "MIN_TS_MS", "AccountRecord", "DeadLetter", "EventDecoder", "Rejection",
-    "RequestEvent", "ts_to_ms",
+    "RequestEvent", "timestamp_rejection", "ts_to_ms",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -123,6 +123,17 @@ def ts_to_ms(ts: int | dt.datetime) -> int | None:
     return ms
 
 
+def timestamp_rejection(ts: int | dt.datetime) -> Rejection:
+    """Why a timestamp :func:`ts_to_ms` refuses goes to the DLQ.
+
+    >>> timestamp_rejection(17).detail
+    'ts=17 is not epoch milliseconds in 2000..2100'
+    """
+    if isinstance(ts, dt.datetime):
+        return Rejection("bad_timestamp", f"timestamp {ts!r} has no UTC offset or is out of range")
+    return Rejection("bad_timestamp", f"ts={ts} is not epoch milliseconds in 2000..2100")
+
+
 def _classify(message: str, field_hint: str) -> Rejection:
     if "missing required field" in message:
         return Rejection("missing_field", message)
@@ -173,13 +184,11 @@ class EventDecoder:
         except msgspec.DecodeError as exc:
             return Rejection("not_json", str(exc))
         ts = event.ts
-        if type(ts) is not int:
-            ms = ts_to_ms(ts)
-            if ms is None:
-                return Rejection("bad_timestamp", f"timestamp {ts!r} has no UTC offset or is out of range")
+        ms = ts_to_ms(ts)
+        if ms is None:
+            return timestamp_rejection(ts)
+        if ms is not ts:
             event = msgspec.structs.replace(event, ts=ms)
-        elif not MIN_TS_MS <= ts < MAX_TS_MS:
-            return Rejection("bad_timestamp", f"ts={ts} is not epoch milliseconds in 2000..2100")
         if self._check_hex and event.prompt_fp is not None and not is_hex_fingerprint(event.prompt_fp):
             return Rejection("out_of_range", "prompt_fp must be 16 hex characters")
         if event.prompt is not None:
