@@ -36,18 +36,34 @@ def mix(fps: np.ndarray) -> np.ndarray:
     return x
 
 
+def _priority(fps: np.ndarray) -> np.ndarray:
+    """Sample order: :func:`mix`, with EMPTY last."""
+    return np.where(fps == EMPTY, EMPTY, mix(fps))
+
+
 def merge_sample(sample: np.ndarray, rows: np.ndarray, fps: np.ndarray) -> None:
     """Merge fingerprints ``fps`` (row ``rows[i]``) into the bottom-k ``sample`` in place."""
     if len(rows) == 0:
         return
     k = sample.shape[1]
+    # A row's sample is sorted by priority, so a full row's last entry is the bar to beat:
+    # anything at or above it can never enter. Heavy accounts fill their sample within a
+    # few requests, so most of a batch stops here instead of going through the sort below.
+    last = sample[rows, k - 1]
+    full = last != EMPTY
+    if full.any():
+        candidate = ~full | (_priority(fps) < mix(last))
+        if not candidate.all():
+            rows, fps = rows[candidate], fps[candidate]
+            if len(rows) == 0:
+                return
     uniq_rows = np.unique(rows)
     old = sample[uniq_rows]                                  # (m, k)
     filled = old != EMPTY                                    # most rows of a batch are far from full
     old_rows = np.broadcast_to(uniq_rows[:, None], old.shape)[filled]
     all_rows = np.concatenate([old_rows, rows])
     all_fps = np.concatenate([old[filled], fps])
-    pri = np.where(all_fps == EMPTY, EMPTY, mix(all_fps))
+    pri = _priority(all_fps)
     order = np.lexsort((all_fps, pri, all_rows))
     r, f = all_rows[order], all_fps[order]
     keep = np.ones(len(r), dtype=bool)

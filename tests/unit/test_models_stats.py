@@ -144,6 +144,25 @@ def test_merge_sample_is_bottom_k_of_distinct_fps_whatever_the_batching(
     assert [int(x) for x in representative(sample)] == [row[0] for row in expected]
 
 
+def test_merge_sample_of_heavy_rows_matches_the_reference() -> None:
+    """Rows that fill up in the first batch and keep receiving thousands of fingerprints
+    (the filter against a full row's last entry does most of the work here)."""
+    rng = np.random.default_rng(11)
+    rows, k = 4, SAMPLE_K
+    sample = np.full((rows, k), EMPTY, dtype=np.uint64)
+    seen: list[list[int]] = [[] for _ in range(rows)]
+    for _ in range(12):
+        r = rng.choice(rows, 800, p=[0.7, 0.2, 0.09, 0.01])
+        f = rng.integers(0, 2**63, 800, dtype=np.int64).astype(np.uint64)
+        f[::7] = f[0]                                   # repeats within the batch ...
+        if seen[0]:
+            f[1::11] = np.uint64(seen[0][0])            # ... and of earlier batches
+        merge_sample(sample, r, f)
+        for row, fp in zip(r.tolist(), f.tolist(), strict=True):
+            seen[row].append(fp)
+        assert [[int(x) for x in row] for row in sample] == [bottom_k_ref(s, k) for s in seen]
+
+
 def test_merge_sample_leaves_other_rows_alone() -> None:
     sample = np.full((3, 4), EMPTY, dtype=np.uint64)
     sample[2] = [5, 6, 7, EMPTY]
