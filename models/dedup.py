@@ -38,28 +38,39 @@ class DedupIndex:
         if len(keys) == 0:
             return dup
         bucket = ts // _BUCKET_MS
-        # first occurrence within the batch (stable): later copies are duplicates
-        order = np.lexsort((np.arange(len(keys)), keys, bucket))
-        k_sorted, b_sorted = keys[order], bucket[order]
-        same = np.zeros(len(keys), dtype=bool)
-        same[1:] = (k_sorted[1:] == k_sorted[:-1]) & (b_sorted[1:] == b_sorted[:-1])
-        dup[order[same]] = True
-        for b in np.unique(bucket).tolist():
-            sel = np.flatnonzero((bucket == b) & ~dup)
-            runs = self._runs.setdefault(b, [])
-            for run in runs:
-                pos = np.searchsorted(run, keys[sel])
-                pos = np.minimum(pos, len(run) - 1)
-                dup[sel[run[pos] == keys[sel]]] = True
-            fresh = keys[sel[~dup[sel]]]
-            if len(fresh):
-                runs.append(np.sort(fresh))
-                if len(runs) > 8:
-                    self._runs[b] = [np.sort(np.concatenate(runs))]
-            if offsets is not None and len(sel):
-                first = int(offsets[sel].min())
-                self._first_offset[b] = min(self._first_offset.get(b, first), first)
+        first = int(bucket[0])
+        if (bucket == first).all():   # the usual case: a batch within one minute
+            self._check_bucket(first, np.arange(len(keys)), keys, dup, offsets)
+        else:
+            for b in np.unique(bucket).tolist():
+                self._check_bucket(b, np.flatnonzero(bucket == b), keys, dup, offsets)
         return dup
+
+    def _check_bucket(self, b: int, idx: np.ndarray, keys: np.ndarray, dup: np.ndarray,
+                      offsets: np.ndarray | None) -> None:
+        """``idx``: the batch positions (ascending) of the events in minute bucket ``b``."""
+        sub = keys[idx]
+        order = np.argsort(sub, kind="stable")    # equal keys keep batch order: first one wins
+        ks = sub[order]
+        first = np.ones(len(ks), dtype=bool)
+        first[1:] = ks[1:] != ks[:-1]
+        dup[idx[order[~first]]] = True
+        uniq, where = ks[first], idx[order[first]]   # sorted: searches walk the runs in order
+        runs = self._runs.setdefault(b, [])
+        for run in runs:
+            pos = np.minimum(np.searchsorted(run, uniq), len(run) - 1)
+            hit = run[pos] == uniq
+            if hit.any():
+                dup[where[hit]] = True
+                uniq, where = uniq[~hit], where[~hit]
+        if len(uniq):
+            runs.append(uniq)
+            if len(runs) > 8:
+                self._runs[b] = [np.sort(np.concatenate(runs))]
+        if offsets is not None:
+            # in-batch copies come after their first occurrence: the minimum is the same
+            lo = int(offsets[idx].min())
+            self._first_offset[b] = min(self._first_offset.get(b, lo), lo)
 
     def expire(self, watermark_ts: int) -> None:
         """Forget buckets entirely older than ``watermark_ts - horizon``."""
