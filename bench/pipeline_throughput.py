@@ -3,9 +3,10 @@
 
 One run does, against one broker (an embedded Tansu unless ``--broker``):
 
-1. generate N contract-valid request events (JSON like ``streams.simulate.encode_events``
-   writes, ~290 bytes each) over ``--accounts`` heavy-tailed accounts, with event time
-   advancing at ``--event-rate`` events/s so windows close during the run;
+1. generate W + N contract-valid request events (JSON like ``streams.simulate.encode_events``
+   writes, ~320 bytes each) over ``--accounts`` heavy-tailed accounts, with event time
+   advancing at ``--event-rate`` events/s so windows close during the run; every account
+   sends within the first W (``--warmup-events``, default 2 x accounts);
 2. produce them all to a fresh input topic (timed: the produce rate);
 3. ``--repeat`` times: (a) raw consume -- a confluent-kafka ``Consumer`` assigned every
    partition from the beginning that only touches ``msg.value()``; (b) the whole pipeline --
@@ -15,10 +16,15 @@ One run does, against one broker (an embedded Tansu unless ``--broker``):
 4. print rates, CPU per event, their ratio, and whether the issue-2 floor and the issue-4
    goals are met (``--json``: one machine-readable JSON line at the end as well).
 
-Both consume phases are timed from the moment the first batch comes back from the broker
-to the moment the N-th event has been handled, so consumer-group join time (reported
-separately) and the first fetch are outside the span for both. "Handled" for the pipeline
-means ``events_counted + duplicates + dead-lettered`` in the engine's metrics reached N.
+The figures are the *sustained* rate: they cover the N events after the warm-up, when every
+account already has its slot, its cached hashes and its baselines (the warm-up's own rate,
+first sight of every account included, is printed as well; ``--warmup-events 0`` measures
+from the first batch instead). The raw consumer stops exactly at the end of the warm-up;
+the engine's mark falls after the batch that completes it. Consumer-group join time
+(reported separately) and the first fetch are outside the span for both. "Handled" for the
+pipeline means ``events_counted + duplicates + dead-lettered`` in the engine's metrics.
+The raw consumer never asks for more events than are left, so its last call does not wait
+out its timeout.
 
 Run from the repository root::
 
@@ -94,8 +100,9 @@ class Workload:
 
 def generate_events(n: int, accounts: int, event_rate: float, seed: int = 7,
                     templated_accounts: float = 0.05, raw_prompt_share: float = 0.01,
-                    id_prefix: str = "bench") -> Workload:
-    """N events over ``accounts`` accounts; every account sends at least one.
+                    id_prefix: str = "bench", cover_within: int | None = None) -> Workload:
+    """N events over ``accounts`` accounts; every account sends at least one (among the
+    first ``cover_within`` events, when given).
 
     Sizes are heavy-tailed: one giant tenant sends ~25% of the traffic, the others share
     the rest by Pareto(1.1) weights. Arrivals are a Poisson process at ``event_rate`` events
@@ -113,7 +120,8 @@ def generate_events(n: int, accounts: int, event_rate: float, seed: int = 7,
         weights[0] = 0.25
     weights = weights / weights.sum()
     acct = rng.choice(accounts, size=n, p=weights)
-    acct[rng.choice(n, size=accounts, replace=False)] = rng.permutation(accounts)
+    cover = n if cover_within is None else min(n, cover_within)   # every account sends in [0, cover)
+    acct[rng.choice(cover, size=accounts, replace=False)] = rng.permutation(accounts)
     span_ms = n / event_rate * 1000.0
     ts = START_TS + np.sort(rng.uniform(0.0, span_ms, size=n)).astype(np.int64)
 
@@ -292,17 +300,25 @@ def produce_all(bootstrap: str, topic: str, events: list[tuple[bytes, bytes, int
 
 
 def raw_consume(bootstrap: str, topic: str, partitions: int, n: int, broker_pid: int | None,
-                stall_s: float = 30.0) -> ConsumeResult:
-    """confluent-kafka at its best: assigned partitions, batches of 10k, only ``value()``."""
+                stall_s: float = 30.0, warmup: int = 0) -> ConsumeResult:
+    """confluent-kafka at its best: assigned partitions, batches of 10k, only ``value()``.
+
+    With ``warmup`` the result covers the events after the first ``warmup`` (the batch that
+    crosses it ends the warm-up span, which is reported in ``extra``)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
                   "enable.auto.commit": False, "fetch.queue.backoff.ms": 10})
     try:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         seen = nbytes = batches = 0
         first: Mark | None = None
+        warm: Mark | None = None
+        warm_seen = 0
         last_progress = time.monotonic()
         while seen < n:
-            msgs = c.consume(10_000, 0.5)
+            # never ask for more than is left (the last call would wait out its timeout), and
+            # stop at the end of the warm-up exactly
+            left = warmup - seen if seen < warmup else n - seen
+            msgs = c.consume(min(10_000, left), 0.5)
             if not msgs:
                 if time.monotonic() - last_progress > stall_s:
                     raise RuntimeError(f"raw consume stalled at {seen}/{n} events")
@@ -315,13 +331,29 @@ def raw_consume(bootstrap: str, topic: str, partitions: int, n: int, broker_pid:
                     seen += 1
             batches += 1
             last_progress = time.monotonic()
+            if warmup and warm is None and seen >= warmup:
+                warm, warm_seen = Mark.now(broker_pid), seen
         end = Mark.now(broker_pid)
     finally:
         c.close()
     assert first is not None
-    return ConsumeResult("raw", seen, end.wall - first.wall, end.cpu - first.cpu,
-                         _delta(first.broker_cpu, end.broker_cpu),
-                         extra={"batches": batches, "mb": round(nbytes / 1e6, 1)})
+    start = warm or first
+    if warm is not None and seen <= warm_seen:
+        raise RuntimeError("raw consume: the warm-up took every event; use more --events")
+    extra: dict[str, Any] = {"batches": batches, "mb": round(nbytes / 1e6, 1)}
+    if warm is not None:
+        extra["warmup"] = _span(warm_seen, first, warm)
+    return ConsumeResult("raw", seen - warm_seen, end.wall - start.wall, end.cpu - start.cpu,
+                         _delta(start.broker_cpu, end.broker_cpu), extra=extra)
+
+
+def _span(events: int, a: Mark, b: Mark) -> dict[str, Any]:
+    """Rate and CPU of one span (the warm-up), for ``extra``."""
+    wall, cpu = b.wall - a.wall, b.cpu - a.cpu
+    return {"events": events, "seconds": round(wall, 3),
+            "events_per_s": events / wall if wall > 0 else 0.0,
+            "cpu_us_per_event": cpu / events * 1e6 if events else 0.0,
+            "thread_cpu_us_per_event": (b.thread_cpu - a.thread_cpu) / events * 1e6 if events else 0.0}
 
 
 def handled(m: EngineMetrics) -> int:
@@ -330,14 +362,19 @@ def handled(m: EngineMetrics) -> int:
 
 
 class BenchEngine(DetectionEngine):
-    """The real engine, with two clock readings taken inside its own thread: just before
-    the first batch is processed and just after the batch that completes N events."""
+    """The real engine, with clock readings taken inside its own thread: just before the
+    first batch is processed, just after the batch that completes the warm-up (if any) and
+    just after the batch that completes all events."""
 
-    def __init__(self, settings: Settings, target: int, broker_pid: int | None) -> None:
+    def __init__(self, settings: Settings, target: int, broker_pid: int | None,
+                 warmup: int = 0) -> None:
         super().__init__(settings)
         self.target = target
+        self.warmup = warmup
         self.broker_pid = broker_pid
         self.first_mark: Mark | None = None
+        self.warm_mark: Mark | None = None
+        self.warm_handled = 0
         self.done_mark: Mark | None = None
         self.done_state: dict[str, Any] = {}
 
@@ -345,6 +382,9 @@ class BenchEngine(DetectionEngine):
         if self.first_mark is None:
             self.first_mark = Mark.now(self.broker_pid)
         super()._process(msgs)
+        if self.warmup and self.warm_mark is None and handled(self.metrics) >= self.warmup:
+            self.warm_mark = Mark.now(self.broker_pid)
+            self.warm_handled = handled(self.metrics)
         if self.done_mark is None and handled(self.metrics) >= self.target:
             self.done_mark = Mark.now(self.broker_pid)
             mons = list(self.monitors.values())
@@ -357,11 +397,13 @@ class BenchEngine(DetectionEngine):
 
 
 def pipeline_settings(bootstrap: str, topic: str, partitions: int, window_s: int | None,
-                      idle_partition_s: float = 2.0) -> Settings:
+                      idle_partition_s: float = 2.0, batch_max: int | None = None) -> Settings:
     u = uuid.uuid4().hex[:8]
     overrides: dict[str, Any] = {}
     if window_s is not None:
         overrides["window_s"] = window_s
+    if batch_max is not None:
+        overrides["batch_max"] = batch_max
     return Settings.from_env(
         {}, broker=bootstrap, app_id=f"bench-{u}", partitions=partitions,
         topics=Topics(requests=topic, accounts=f"bench-acc-{u}", alerts=f"bench-alerts-{u}",
@@ -410,10 +452,13 @@ class Profiler:
 
 def pipeline_run(bootstrap: str, topic: str, partitions: int, n: int, broker_pid: int | None,
                  window_s: int | None, timeout_s: float, profiler: Profiler | None = None,
-                 idle_partition_s: float = 2.0) -> ConsumeResult:
-    settings = pipeline_settings(bootstrap, topic, partitions, window_s, idle_partition_s)
+                 idle_partition_s: float = 2.0, warmup: int = 0,
+                 batch_max: int | None = None) -> ConsumeResult:
+    """The whole pipeline over ``n`` events; with ``warmup``, the figures cover the events
+    after the first ``warmup`` (that span is in ``extra["warmup"]``)."""
+    settings = pipeline_settings(bootstrap, topic, partitions, window_s, idle_partition_s, batch_max)
     ensure_topics(settings)        # the engine creates nothing itself
-    engine = BenchEngine(settings, n, broker_pid)
+    engine = BenchEngine(settings, n, broker_pid, warmup)
     crash: list[BaseException] = []
 
     def target() -> None:
@@ -453,6 +498,15 @@ def pipeline_run(bootstrap: str, topic: str, partitions: int, n: int, broker_pid
         raise RuntimeError(f"pipeline handled {got}/{n} events in {timeout_s:.0f} s "
                            f"(ready={ready}, batches={m.batches})")
     first, done = engine.first_mark, engine.done_mark
+    warm_span: dict[str, Any] | None = None
+    measured = n
+    if first is not None and engine.warm_mark is not None:
+        warm_span = _span(engine.warm_handled, first, engine.warm_mark)
+        first, measured = engine.warm_mark, n - engine.warm_handled
+        if measured <= 0:
+            raise RuntimeError(f"the batch that ended the warm-up ({engine.warm_handled:,} events) "
+                               f"also ended the run: nothing left to measure; use more --events "
+                               f"or a smaller --batch-max")
     if first is None or done is None:  # the hook did not fire (engine internals changed): polls
         assert polled_first is not None and polled_done is not None
         seconds, cpu_s, thread_cpu_s, broker_cpu_s = polled_done - polled_first, float("nan"), None, None
@@ -467,9 +521,10 @@ def pipeline_run(bootstrap: str, topic: str, partitions: int, n: int, broker_pid
         first_wall = first.wall
     rss1 = rss_mib()
     alerts: dict[str, int] = state["alerts"]
-    return ConsumeResult("pipeline", n, seconds, cpu_s, broker_cpu_s, extra={
+    return ConsumeResult("pipeline", measured, seconds, cpu_s, broker_cpu_s, extra={
+        "warmup": warm_span, "total_events": n,
         "join_s": round(t_ready - t_start, 3), "first_batch_after_ready_s": round(first_wall - t_ready, 3),
-        "engine_thread_cpu_us_per_event": None if thread_cpu_s is None else thread_cpu_s / n * 1e6,
+        "engine_thread_cpu_us_per_event": None if thread_cpu_s is None else thread_cpu_s / measured * 1e6,
         "alerts": sum(alerts.values()), "alerts_by_status": alerts,
         "snapshots": state["snapshots"], "snapshots_total": m.snapshots,
         "batches": state["batches"], "windows_closed": state["windows_closed"],
@@ -560,8 +615,9 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
     last = pipes[-1].extra
     w = 72
     print("=" * w)
-    print(f"pipeline_throughput  {info['events']:,} events  {info['accounts']:,} accounts "
-          f"({info['accounts_active']:,} active)  {info['partitions']} partitions")
+    print(f"pipeline_throughput  {info['events']:,} events measured after {info['warmup_events']:,} "
+          f"warm-up  {info['accounts']:,} accounts ({info['accounts_active']:,} active)  "
+          f"{info['partitions']} partitions  batch_max {info['batch_max']:,}")
     print(f"broker {info['broker']}  |  {info['host']}")
     print(f"workload: {info['mean_bytes']:.0f} B/event, event time {info['event_time_s']:.0f} s at "
           f"{info['event_rate']:,.0f} ev/s, window {info['window_s']} s; giant tenant "
@@ -573,7 +629,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
     for i, (r, p, q) in enumerate(zip(raws, pipes, ratios, strict=True), 1):
         print(f"{i:>4} {r.events_per_s:>12,.0f} {p.events_per_s:>14,.0f} {q:>7.3f} "
               f"{r.cpu_us_per_event:>10.2f} {p.cpu_us_per_event:>11.2f} {p.extra['join_s']:>7.2f} "
-              f"{p.events - p.extra['counted']:>12,}")
+              f"{p.extra['total_events'] - p.extra['counted']:>12,}")
     print("-" * w)
     med = f" (median of {len(raws)})" if len(raws) > 1 else ""
     print(f"produce rate       : {produce.events_per_s:>12,.0f} events/s   ({produce.seconds:.2f} s, "
@@ -584,8 +640,20 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
           + (f" (engine thread {thread_us:.2f})" if thread_us == thread_us else "")
           + (f"; broker {broker_us:.2f} µs/event" if broker_us == broker_us else ""))
     print(f"ratio pipeline/raw : {ratio:>12.3f}{med}")
-    print(f"pipeline span      : {_med([p.seconds for p in pipes]):.2f} s from first batch to "
-          f"{info['events']:,} handled; group join {_med([p.extra['join_s'] for p in pipes]):.2f} s "
+    warm = info["warmup_events"]
+    if warm:
+        wr = [r.extra["warmup"] for r in raws if r.extra.get("warmup")]
+        wp = [p.extra["warmup"] for p in pipes if p.extra.get("warmup")]
+        w_raw, w_pipe = _med([x["events_per_s"] for x in wr]), _med([x["events_per_s"] for x in wp])
+        print(f"warm-up (cold)     : first {warm:,} events, every account seen for the first "
+              f"time: raw {w_raw:,.0f} ev/s, pipeline {w_pipe:,.0f} ev/s "
+              f"({_med([x['cpu_us_per_event'] for x in wp]):.2f} µs CPU/event), ratio "
+              f"{w_pipe / w_raw if w_raw else float('nan'):.3f}{med}")
+        span_from = f"the end of the warm-up ({warm:,} events)"
+    else:
+        span_from = "first batch"
+    print(f"pipeline span      : {_med([p.seconds for p in pipes]):.2f} s from {span_from} to "
+          f"{info['events'] + warm:,} handled; group join {_med([p.extra['join_s'] for p in pipes]):.2f} s "
           f"(not in the span); shutdown {last['shutdown_s']:.2f} s")
     print(f"pipeline output    : alerts {last['alerts']} {last['alerts_by_status']}, snapshots "
           f"{last['snapshots']} in span ({last['snapshots_total']} with the final one), windows "
@@ -594,9 +662,10 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
           f"RSS +{last['rss_growth_mib']} MiB")
     # Every generated event is valid, unique and in order per partition: anything not counted
     # (late / DLQ / duplicate) is the engine's doing, and the run did not measure the full path.
-    unclean = [(i, p) for i, p in enumerate(pipes, 1) if p.extra["counted"] != p.events]
+    unclean = [(i, p) for i, p in enumerate(pipes, 1) if p.extra["counted"] != p.extra["total_events"]]
     for i, p in unclean:
-        print(f"WARNING run {i}: {p.events - p.extra['counted']:,} of {p.events:,} valid in-order events "
+        total = p.extra["total_events"]
+        print(f"WARNING run {i}: {total - p.extra['counted']:,} of {total:,} valid in-order events "
               f"were not counted (dlq {p.extra['dlq']}, duplicates {p.extra['duplicates']}). The "
               f"engine treats a partition with backlog as idle after idle_partition_s="
               f"{info['idle_partition_s']:g} s without data and advances it to the busiest "
@@ -619,6 +688,8 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
         "raw": [asdict(r) for r in raws],
         "pipeline": [asdict(p) for p in pipes],
         "median": {"raw_events_per_s": raw_rate, "pipeline_events_per_s": pipe_rate,
+                   "warmup_pipeline_events_per_s": _med([p.extra["warmup"]["events_per_s"]
+                                                         for p in pipes if p.extra.get("warmup")]),
                    "ratio": ratio, "raw_cpu_us_per_event": raw_us, "pipeline_cpu_us_per_event": pipe_us,
                    "engine_thread_cpu_us_per_event": thread_us},
         "clean": not unclean,
@@ -632,7 +703,14 @@ def report(args: argparse.Namespace, info: dict[str, Any], produce: ConsumeResul
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=500_000, help="events to produce and consume")
+    ap.add_argument("--events", type=int, default=500_000, help="events to produce and consume (measured)")
+    ap.add_argument("--warmup-events", type=int,
+                    help="events before the measured ones, over the same accounts, that are not in "
+                         "the figures: slots, caches and baselines of every account are created "
+                         "there, so the figures are the sustained rate (default: 2 x --accounts; "
+                         "0: measure from the first batch, first sight of every account included; "
+                         "the warm-up's own rate is printed too)")
+    ap.add_argument("--batch-max", type=int, help="engine batch_max (default: the Settings default)")
     ap.add_argument("--accounts", type=int, default=10_000, help="distinct accounts (all active)")
     ap.add_argument("--partitions", type=int, default=4, help="partitions of the input topic")
     ap.add_argument("--broker", help="HOST:PORT of a running broker (default: start an embedded Tansu)")
@@ -659,6 +737,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("need 1 <= --accounts <= --events")
     if args.repeat < 1 or args.partitions < 1:
         ap.error("--repeat and --partitions must be >= 1")
+    if args.warmup_events is None:
+        args.warmup_events = 2 * args.accounts
+    if args.warmup_events and args.warmup_events < args.accounts:
+        ap.error("--warmup-events must be 0 or at least --accounts (every account sends in it)")
     return args
 
 
@@ -681,7 +763,10 @@ def main(argv: list[str] | None = None) -> int:
         u = uuid.uuid4().hex[:8]
         topic = f"bench-requests-{u}"
         t0 = time.perf_counter()
-        wl = generate_events(args.events, args.accounts, args.event_rate, args.seed, id_prefix=f"b{u}")
+        total = args.warmup_events + args.events
+        # one stream: the first --warmup-events of it (in which every account sends) warm up
+        wl = generate_events(total, args.accounts, args.event_rate, args.seed, id_prefix=f"b{u}",
+                             cover_within=args.warmup_events or None)
         gen_s = time.perf_counter() - t0
         create_topic(bootstrap, topic, args.partitions)
         produce = produce_all(bootstrap, topic, wl.events, broker_pid)
@@ -693,15 +778,19 @@ def main(argv: list[str] | None = None) -> int:
             "idle_partition_s": args.idle_partition_s,
             "giant_share": wl.giant_share, "templated_share": wl.templated_share,
             "raw_prompt_share": wl.raw_prompt_share, "generate_s": gen_s, "repeat": args.repeat,
+            "warmup_events": args.warmup_events,
+            "batch_max": args.batch_max or Settings().batch_max,
             "host": f"{platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}",
         }
         del wl
         raws, pipes = [], []
         for i in range(args.repeat):
-            raws.append(raw_consume(bootstrap, topic, args.partitions, args.events, broker_pid))
-            pipes.append(pipeline_run(bootstrap, topic, args.partitions, args.events, broker_pid,
+            raws.append(raw_consume(bootstrap, topic, args.partitions, total, broker_pid,
+                                    warmup=args.warmup_events))
+            pipes.append(pipeline_run(bootstrap, topic, args.partitions, total, broker_pid,
                                       args.window_s, args.timeout, profiler if i == 0 else None,
-                                      args.idle_partition_s))
+                                      args.idle_partition_s, warmup=args.warmup_events,
+                                      batch_max=args.batch_max))
             gc.collect()  # the engine's producers sit in reference cycles: close them now
             print(f"[run {i + 1}/{args.repeat}] raw {raws[-1].events_per_s:,.0f} ev/s, pipeline "
                   f"{pipes[-1].events_per_s:,.0f} ev/s", file=sys.stderr, flush=True)

@@ -47,14 +47,21 @@ def test_generated_events_are_contract_valid_and_cover_every_account() -> None:
 def test_pipeline_throughput_smoke(kafka_bootstrap: str) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--events", "3000", "--accounts", "100", "--partitions", "2",
+         "--warmup-events", "1000", "--batch-max", "400",
          "--broker", kafka_bootstrap, "--json", "--timeout", "25"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert any(line.startswith("ratio pipeline/raw :") for line in lines), proc.stdout
     assert any(line.startswith("issue 2 floor") for line in lines), proc.stdout
+    assert any(line.startswith("warm-up (cold)") for line in lines), proc.stdout
     result = json.loads(lines[-1])
     run = result["pipeline"][0]
-    assert run["events"] == 3000 and run["extra"]["counted"] == 3000, run
-    assert result["raw"][0]["events"] == 3000
+    # every event of warm-up and measured span is counted; the figures cover what came after
+    # the batch that completed the warm-up (batches of at most 400)
+    assert run["extra"]["counted"] == 4000 and run["extra"]["total_events"] == 4000, run
+    warm = run["extra"]["warmup"]
+    assert 1000 <= warm["events"] < 1400 and run["events"] == 4000 - warm["events"], run
+    raw = result["raw"][0]
+    assert raw["events"] + raw["extra"]["warmup"]["events"] == 4000, raw
     assert result["median"]["ratio"] > 0 and result["clean"] is True
