@@ -64,7 +64,7 @@ def merge_sample(sample: np.ndarray, rows: np.ndarray, fps: np.ndarray) -> None:
     all_rows = np.concatenate([old_rows, rows])
     all_fps = np.concatenate([old[filled], fps])
     pri = _priority(all_fps)
-    order = np.lexsort((all_fps, pri, all_rows))
+    order = np.lexsort((pri, all_rows))    # mix() is a bijection: equal priority, equal fp
     r, f = all_rows[order], all_fps[order]
     keep = np.ones(len(r), dtype=bool)
     keep[1:] = (r[1:] != r[:-1]) | (f[1:] != f[:-1])        # drop exact repeats
