@@ -227,6 +227,7 @@ class PartitionMonitor:
         hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
                   "uas": b.ua_hash, "models": b.model_hash,
                   "fps": np.where(b.has_fp, b.prompt_fp, np.uint64(0))}
+        bits = {"keys": key_bits, "nets": net_bits, "uas": ua_bits, "models": model_bits}
         w = self.config.window_ms
         starts = b.ts // w * w
         first = int(starts[0])
@@ -236,12 +237,13 @@ class PartitionMonitor:
             if acc is None:
                 acc = self._windows[start] = WindowAccumulator(start, start + w)
             if one_window:
-                acc.add(slots, sums, hashes, b.ts)
+                acc.add(slots, sums, hashes, b.ts, bits)
                 fp_sel = b.has_fp
             else:
                 sel = starts == start
                 acc.add(slots[sel], {k: v[sel] for k, v in sums.items()},
-                        {k: v[sel] for k, v in hashes.items()}, b.ts[sel])
+                        {k: v[sel] for k, v in hashes.items()}, b.ts[sel],
+                        {k: v[sel] for k, v in bits.items()})
                 fp_sel = sel & b.has_fp
             if fp_sel.all():
                 acc.add_fingerprints(slots, b.prompt_fp)

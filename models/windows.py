@@ -91,9 +91,11 @@ class WindowAccumulator:
         self.capacity = new
 
     def add(self, slots: np.ndarray, sums: dict[str, np.ndarray],
-            hashes: dict[str, np.ndarray], ts: np.ndarray | None = None) -> None:
+            hashes: dict[str, np.ndarray], ts: np.ndarray | None = None,
+            bits: dict[str, np.ndarray] | None = None) -> None:
         """Add events: ``slots[i]`` is event i's account; ``sums`` are per-event counter
-        increments (a subset of COUNTERS); ``hashes`` per-event values for the BITMAPS."""
+        increments (a subset of COUNTERS); ``hashes`` per-event values for the BITMAPS;
+        ``bits``: :func:`~models.sketches.bits_of` of some of them, where the caller has it."""
         if len(slots) == 0:
             return
         top = int(slots.max()) + 1
@@ -106,7 +108,7 @@ class WindowAccumulator:
             self.counters[name][uniq] += totals.astype(np.int64)
         for name, values in hashes.items():
             words = np.zeros(m, dtype=np.uint64)
-            np.bitwise_or.at(words, inv, bits_of(values))
+            np.bitwise_or.at(words, inv, bits[name] if bits and name in bits else bits_of(values))
             self.bitmaps[name][uniq] |= words
             if name in self.min_hashes:
                 present = values != 0
