@@ -187,7 +187,7 @@ class EventDecoder:
         ms = ts_to_ms(ts)
         if ms is None:
             return timestamp_rejection(ts)
-        if ms is not ts:
+        if not isinstance(ts, int):   # an RFC 3339 datetime: store epoch ms
             event = msgspec.structs.replace(event, ts=ms)
         if self._check_hex and event.prompt_fp is not None and not is_hex_fingerprint(event.prompt_fp):
             return Rejection("out_of_range", "prompt_fp must be 16 hex characters")
