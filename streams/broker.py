@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["BrokerStartError", "EmbeddedBroker", "free_port", "wait_for_metadata"]
+__all__ = ["BrokerStartError", "EmbeddedBroker", "die_with_parent", "free_port", "wait_for_metadata"]
 
 
 class BrokerStartError(RuntimeError):
@@ -53,7 +53,8 @@ def wait_for_metadata(bootstrap: str, timeout_s: float = 20.0) -> None:
     raise BrokerStartError(f"no metadata answer from {bootstrap} within {timeout_s:.0f}s: {last}")
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """``preexec_fn`` for child processes of ours: the kernel stops them if we die."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -113,7 +114,7 @@ class EmbeddedBroker:
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, env=env,
+            preexec_fn=die_with_parent, env=env,
         )
         atexit.register(self.stop)
         bootstrap = f"{self.host}:{self.port}"

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from streams.alert_view import AlertReader, format_alert
 from streams.alerts import Alert
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, die_with_parent, free_port
 from streams.settings import Settings
 from streams.simulate import build_scenario
 from streams.simulate_cli import produce_account_records, produce_scenario
@@ -63,13 +63,15 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 def start_worker_process(broker: str, web_port: int, log_path: Path,
                          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A real ``xwatch worker`` in its own process (stdout/stderr to ``log_path``)."""
+    """A real ``xwatch worker`` in its own process (stdout/stderr to ``log_path``); it is
+    stopped by the kernel if this process dies first (an interrupted test or demo)."""
     env = {**os.environ, "XWATCH_BROKER": broker, "XWATCH_WEB_PORT": str(web_port),
            "XWATCH_SESSION_TIMEOUT_S": "6", "XWATCH_IDLE_PARTITION_S": "2",
            "XWATCH_SNAPSHOT_INTERVAL_S": "5", **(extra_env or {})}   # extra_env wins
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--log-level", "warn"],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=die_with_parent)
 
 
 def fetch_metrics(web_port: int) -> dict[str, float]:
