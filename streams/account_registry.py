@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 
-import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.records import AccountRecord
+from streams.records import AccountRecord, AccountRecordDecoder, Rejection
 
 __all__ = ["AccountRegistry"]
 
 log = logging.getLogger(__name__)
+_LOGGED_REJECTIONS = 20     # then only counted (metric xwatch_account_records_rejected_total)
 
 
 class AccountRegistry:
@@ -27,25 +28,26 @@ class AccountRegistry:
         self.broker = broker
         self.topic = topic
         self.records: dict[str, AccountRecord] = {}
-        self.rejected = 0
+        self.rejected: Counter[str] = Counter()    # bad records skipped, by reason
+        self.internal_errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._decoder = msgspec.json.Decoder(AccountRecord)
+        self._decoder = AccountRecordDecoder()
 
     def get(self, account_id: str) -> AccountRecord | None:
         return self.records.get(account_id)
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one message in (a tombstone deletes)."""
+        """Fold one message in (a tombstone deletes); a bad record is counted and skipped."""
         if value is None:
             if key is not None:
                 self.records.pop(key.decode(errors="replace"), None)
             return
-        try:
-            rec = self._decoder.decode(value)
-        except msgspec.MsgspecError as exc:
-            self.rejected += 1
-            log.warning("skipping bad account record: %s", exc)
+        rec = self._decoder.decode(value)
+        if isinstance(rec, Rejection):
+            self.rejected[rec.code] += 1
+            if sum(self.rejected.values()) <= _LOGGED_REJECTIONS:
+                log.warning("skipping bad account record: %s", rec.reason)
             return
         self.records[rec.account_id] = rec
 
@@ -73,8 +75,18 @@ class AccountRegistry:
                     assigned = True
                 for m in c.consume(1000, 0.5):
                     if not m.error():
-                        self.apply(m.key(), m.value())
+                        self._apply_isolated(m.key(), m.value(), m.partition(), m.offset())
         except Exception:  # the stream is optional: log, never take the worker down
             log.exception("account stream reader stopped")
         finally:
             c.close()
+
+    def _apply_isolated(self, key: bytes | None, value: bytes | None, partition: int,
+                        offset: int) -> None:
+        """:meth:`apply`, where a bug on one record skips that record, loudly, and no more."""
+        try:
+            self.apply(key, value)
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error on account record %s[%d]@%d; skipped", self.topic,
+                          partition, offset)

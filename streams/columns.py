@@ -29,6 +29,7 @@ import numpy as np
 
 from models.batch import RequestColumns
 from models.simhash import simhash64_many
+from streams.nesting import too_deep_in_batch
 from streams.records import (
     MAX_MESSAGE_BYTES,
     MAX_TS_MS,
@@ -133,11 +134,12 @@ class ColumnBuilder:
 
     def _decode(self, values: list[bytes | None]) -> DecodedBatch:
         events: list[RequestEvent] | None = None
-        if values:
+        if values and None not in values:
             try:
-                if max(map(len, values)) <= MAX_MESSAGE_BYTES:   # type: ignore[arg-type]
+                if (max(map(len, values)) <= MAX_MESSAGE_BYTES   # type: ignore[arg-type]
+                        and not too_deep_in_batch(values)):  # type: ignore[arg-type]
                     events = list(map(self._decode_one, values))  # type: ignore[arg-type]
-            except (msgspec.MsgspecError, TypeError):   # TypeError: a None value
+            except (msgspec.MsgspecError, RecursionError):
                 events = None
         if events is not None:
             return self._columns(events, list(range(len(values))), [])

@@ -13,20 +13,29 @@ from typing import Annotated
 import msgspec
 
 from models.simhash import format_fp, simhash64
+from streams.nesting import MAX_NESTING, too_deep
 
 __all__ = [
-    "MAX_MESSAGE_BYTES", "MAX_TS_MS", "MIN_TS_MS", "AccountRecord", "DeadLetter", "EventDecoder", "Rejection",
-    "RequestEvent", "timestamp_rejection", "ts_to_ms",
+    "MAX_ASN", "MAX_COUNT", "MAX_MESSAGE_BYTES", "MAX_TS_MS", "MIN_TS_MS", "REASONS", "AccountRecord",
+    "AccountRecordDecoder", "DeadLetter", "EventDecoder", "Rejection", "RequestEvent",
+    "timestamp_rejection", "ts_to_ms",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MIN_TS_MS = 946_684_800_000      # 2000-01-01
 MAX_TS_MS = 4_102_444_800_000    # 2100-01-01
+# Every integer that reaches a numpy column has a bound, so no value can overflow one:
+MAX_COUNT = 2**32 - 1            # tokens and latency_ms: no request has 4 billion of either,
+#                                  and a window's int64 sums cannot overflow
+MAX_ASN = 2**32 - 1              # AS numbers are 32-bit (RFC 6793)
 
+Str64 = Annotated[str, msgspec.Meta(max_length=64)]
 Str128 = Annotated[str, msgspec.Meta(max_length=128)]
 Str256 = Annotated[str, msgspec.Meta(max_length=256)]
-NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+Asn = Annotated[int, msgspec.Meta(ge=0, le=MAX_ASN)]
 Status = Annotated[int, msgspec.Meta(ge=100, le=599)]
+EpochMs = Annotated[int, msgspec.Meta(ge=0, lt=MAX_TS_MS)]
 # 16 characters here; that they are hex is checked for a whole batch at once (columns.py)
 Fingerprint = Annotated[str, msgspec.Meta(min_length=16, max_length=16)]
 
@@ -41,13 +50,13 @@ class RequestEvent(msgspec.Struct, frozen=True, gc=False):
     model: Str128
     endpoint: Str256
     status: Status
-    prompt_tokens: NonNeg
-    completion_tokens: NonNeg
+    prompt_tokens: Count
+    completion_tokens: Count
     ip: str | None = None
-    asn: int | None = None
+    asn: Asn | None = None
     user_agent: str | None = None
-    reasoning_tokens: NonNeg | None = None
-    latency_ms: NonNeg | None = None
+    reasoning_tokens: Count | None = None
+    latency_ms: Count | None = None
     prompt_fp: Fingerprint | None = None
     prompt: str | None = None
     lang: str | None = None
@@ -57,13 +66,14 @@ class RequestEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class AccountRecord(msgspec.Struct, frozen=True):
-    """Optional account stream (compacted, key = account_id)."""
+    """Optional account stream (compacted, key = account_id). Strings are bounded so a
+    billing system cannot grow the worker's memory without limit."""
 
     account_id: Str128
-    created_ts: int | None = None
-    tier: str | None = None
-    payment_fp: str | None = None
-    country: str | None = None
+    created_ts: EpochMs | None = None
+    tier: Str64 | None = None
+    payment_fp: Str256 | None = None
+    country: Str64 | None = None
     verified: bool | None = None
 
 
@@ -77,11 +87,15 @@ class DeadLetter(msgspec.Struct, frozen=True):
     raw: str
 
 
-class Rejection(msgspec.Struct, frozen=True):
-    """Why an input message was not accepted: ``code`` is one of a small fixed set."""
+REASONS = ("not_json", "missing_field", "wrong_type", "out_of_range", "negative_tokens",
+           "oversized", "too_deep", "bad_timestamp", "late", "internal_error")
 
-    code: str     # not_json | missing_field | wrong_type | out_of_range | negative_tokens
-    detail: str   # | oversized | bad_timestamp | late
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why an input message was not accepted: ``code`` is one of :data:`REASONS`."""
+
+    code: str
+    detail: str
 
     @property
     def reason(self) -> str:
@@ -137,11 +151,11 @@ def timestamp_rejection(ts: int | dt.datetime) -> Rejection:
 def _classify(message: str, field_hint: str) -> Rejection:
     if "missing required field" in message:
         return Rejection("missing_field", message)
-    if message.startswith("Expected `") and (">=" in message or "<=" in message):
-        if "tokens" in field_hint or "latency" in field_hint:
-            return Rejection("negative_tokens" if "tokens" in field_hint else "out_of_range", message)
+    if message.startswith("Expected `") and (">=" in message or "<=" in message or "<" in message):
+        if "tokens" in field_hint and ">= 0" in message:
+            return Rejection("negative_tokens", message)
         return Rejection("out_of_range", message)
-    if "length <=" in message or "matching regex" in message:
+    if "length <=" in message or "matching regex" in message or message.startswith("Number out of range"):
         return Rejection("out_of_range", message)
     if "$.ts" in message:
         return Rejection("bad_timestamp", message)
@@ -176,6 +190,8 @@ class EventDecoder:
             return Rejection("not_json", "empty message")
         if len(raw) > MAX_MESSAGE_BYTES:
             return Rejection("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+        if too_deep(raw):
+            return TOO_DEEP
         try:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
@@ -183,6 +199,8 @@ class EventDecoder:
             return _classify(text, text.rsplit("$.", 1)[-1] if "$." in text else "")
         except msgspec.DecodeError as exc:
             return Rejection("not_json", str(exc))
+        except RecursionError:   # cannot happen below MAX_NESTING; never let it stop a worker
+            return TOO_DEEP
         ts = event.ts
         ms = ts_to_ms(ts)
         if ms is None:
@@ -198,6 +216,40 @@ class EventDecoder:
         return event
 
 
+TOO_DEEP = Rejection("too_deep", f"objects/arrays nested deeper than {MAX_NESTING} levels")
+
+
+class AccountRecordDecoder:
+    """Decode and validate one account record (the ``api.accounts`` stream).
+
+    >>> d = AccountRecordDecoder()
+    >>> d.decode(b'{"account_id": "a", "created_ts": 1700000000000, "tier": "pro"}').tier
+    'pro'
+    >>> d.decode(b'{"account_id": "a", "created_ts": 18446744073709551616}').code
+    'out_of_range'
+    >>> d.decode(b'{"account_id": "a", "x": ' + b'[' * 100 + b']' * 100 + b'}').code
+    'too_deep'
+    """
+
+    def __init__(self) -> None:
+        self._decoder = msgspec.json.Decoder(AccountRecord)
+
+    def decode(self, raw: bytes) -> AccountRecord | Rejection:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return Rejection("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+        if too_deep(raw):
+            return TOO_DEEP
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            return _classify(text, text.rsplit("$.", 1)[-1] if "$." in text else "")
+        except msgspec.DecodeError as exc:
+            return Rejection("not_json", str(exc))
+        except RecursionError:
+            return TOO_DEEP
+
+
 def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
                 raw: bytes | None) -> bytes:
     """Encode a DLQ value. ``raw`` is cut to 4 KiB; a raw ``prompt`` is never included."""
@@ -209,9 +261,11 @@ def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
 
 def _redact_prompt(raw: bytes) -> str:
     """The raw value without its ``prompt`` field, or a placeholder when it cannot be parsed."""
+    if too_deep(raw):
+        return "<message nested too deep, containing a prompt field: withheld>"
     try:
         obj = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return "<unparseable message containing a prompt field: withheld>"
     if isinstance(obj, dict):
         obj.pop("prompt", None)

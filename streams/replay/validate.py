@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from streams.nesting import too_deep, too_deep_in_batch
 from streams.records import (  # the decoder's own bounds, so the two cannot drift apart
     MAX_MESSAGE_BYTES,
     MAX_TS_MS,
@@ -90,9 +91,11 @@ class EventValidator:
 
     def check(self, raw: bytes | None) -> Any:
         """One value: an event, or :class:`Rejection`."""
+        if raw is None or too_deep(raw):
+            return self._exact(raw)
         try:
-            ev = self._fast(raw)  # type: ignore[arg-type]
-        except (msgspec.DecodeError, TypeError):   # invalid, or just unusual: the decoder decides
+            ev = self._fast(raw)
+        except (msgspec.DecodeError, TypeError, RecursionError):   # the decoder decides
             return self._exact(raw)
         fp = ev.prompt_fp
         if (fp is not None and fp.strip(_HEX)) or not MIN_TS_MS <= ev.ts < MAX_TS_MS \
@@ -110,7 +113,8 @@ class EventValidator:
             longest = max(map(len, values), default=0)  # type: ignore[arg-type]
         except TypeError:                        # a None value: a tombstone read from a topic
             longest = MAX_MESSAGE_BYTES + 1
-        if longest > MAX_MESSAGE_BYTES:          # rare: the careful way
+        if longest > MAX_MESSAGE_BYTES or too_deep_in_batch(values):  # type: ignore[arg-type]
+            # rare: the careful way
             for i, raw in enumerate(values):
                 ev = self.check(raw)
                 if type(ev) is Rejection:
@@ -123,7 +127,7 @@ class EventValidator:
         for raw in values:
             try:
                 ev = fast(raw)  # type: ignore[arg-type]
-            except (msgspec.DecodeError, TypeError):
+            except (msgspec.DecodeError, TypeError, RecursionError):
                 ev = exact(raw)
                 if type(ev) is Rejection:
                     rejections.append((len(checked), ev))

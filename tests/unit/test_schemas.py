@@ -22,6 +22,7 @@ import pytest
 from streams.alerts import ALERT_SCHEMA, Alert, decode_alert, encode_alert
 from streams.labels import CampaignLabel, ScenarioLabels, read_labels
 from streams.records import (
+    REASONS,
     AccountRecord,
     DeadLetter,
     EventDecoder,
@@ -53,8 +54,10 @@ DLQ_CODES = {
     "out_of_range",
     "negative_tokens",
     "oversized",
+    "too_deep",
     "bad_timestamp",
     "late",
+    "internal_error",
 }
 
 
@@ -368,6 +371,15 @@ REJECTED = [
     ("ts_without_offset", _mutate(ts="2024-11-12T08:26:40"), "bad_timestamp"),
     ("ts_not_a_date", _mutate(ts="yesterday"), "bad_timestamp"),
     ("flags_not_a_list", _mutate(flags="cot_request"), "wrong_type"),
+    # every integer that reaches a numpy column is bounded (issue 14: these crashed the worker)
+    ("prompt_tokens_2_63", _mutate(prompt_tokens=2**63), "out_of_range"),
+    ("completion_tokens_2_64_plus_1", _mutate(completion_tokens=2**64 + 1), "out_of_range"),
+    ("reasoning_tokens_2_63", _mutate(reasoning_tokens=2**63), "out_of_range"),
+    ("prompt_tokens_2_32", _mutate(prompt_tokens=2**32), "out_of_range"),
+    ("latency_2_32", _mutate(latency_ms=2**32), "out_of_range"),
+    ("asn_2_64", _mutate(asn=2**64), "out_of_range"),
+    ("asn_2_32", _mutate(asn=2**32), "out_of_range"),
+    ("negative_asn", _mutate(asn=-1), "out_of_range"),
 ]
 
 ACCEPTED = [
@@ -376,6 +388,8 @@ ACCEPTED = [
     ("status_100", _mutate(status=100)),
     ("status_599", _mutate(status=599)),
     ("zero_tokens", _mutate(prompt_tokens=0, completion_tokens=0, reasoning_tokens=0)),
+    ("counts_at_limit", _mutate(prompt_tokens=2**32 - 1, completion_tokens=2**32 - 1,
+                                reasoning_tokens=2**32 - 1, latency_ms=2**32 - 1, asn=2**32 - 1)),
     ("upper_case_fp", _mutate(prompt_fp="9C1E44A0B7D2F013")),
     ("nulls_for_optionals", _mutate(ip=None, asn=None, flags=None, prompt_fp=None)),
     (
@@ -416,7 +430,7 @@ def test_schema_and_decoder_both_accept(doc: dict[str, Any]) -> None:
 def test_dlq_reason_pattern_lists_exactly_the_codes() -> None:
     pattern = load("dlq-entry.v1.schema.json")["properties"]["reason"]["pattern"]
     listed = set(re.fullmatch(r"\^\(([a-z_|]+)\)\(: \.\*\)\?\$", pattern).group(1).split("|"))  # type: ignore[union-attr]
-    assert listed == DLQ_CODES
+    assert listed == DLQ_CODES == set(REASONS)
     assert {code for _, _, code in REJECTED} <= listed
     for code in DLQ_CODES:
         assert re.search(pattern, Rejection(code, "some detail").reason)
