@@ -27,6 +27,7 @@ Event-time rules
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ def _hash_or_zero(h: np.uint32) -> int:
     return 0 if int(h) == 0xFFFF_FFFF else int(h)
 
 
-__all__ = ["SNAPSHOT_VERSION", "MonitorConfig", "PartitionMonitor", "StepResult",
+__all__ = ["SNAPSHOT_VERSION", "MonitorConfig", "PartitionMonitor", "Preview", "StepResult",
            "default_detectors"]
 
 SNAPSHOT_VERSION = 1
@@ -92,6 +93,15 @@ class StepResult:
     late: np.ndarray            # row indices of the batch that were too late (for the DLQ)
     duplicates: int = 0
     counted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What :meth:`PartitionMonitor.preview` found: firing findings and the account
+    summaries of the windows it closed on its scratch copy."""
+
+    findings: list[Finding]
+    summaries: list[AccountSummary]
 
 
 @dataclass(slots=True)
@@ -130,6 +140,7 @@ class PartitionMonitor:
     profiles: ProfileLookup | None = None   # account id -> tier/created_ts (account stream)
     peers: PeerGroups = field(default_factory=PeerGroups)
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
+    _previewed: dict[str, int] = field(default_factory=dict)   # alert id -> its window end
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
 
@@ -272,6 +283,10 @@ class PartitionMonitor:
             if start + w > limit:
                 break
             findings.extend(self._close(self._windows.pop(start)))
+        # A previewed alert whose window has now really closed without firing it again
+        # will never be repeated: forget it.
+        for alert_id in [a for a, end in self._previewed.items() if end <= limit]:
+            del self._previewed[alert_id]
         # Event time moved on even where no window of ours closed (an idle partition
         # advanced, a quiet account): incidents quiet long enough resolve all the same.
         resolved = self.incidents.resolve_due(limit // w * w)
@@ -292,6 +307,25 @@ class PartitionMonitor:
             return []
         last = max(self._windows) + self.config.window_ms + self.config.allowed_lateness_ms
         return self.advance_to(max(self.watermark, last))
+
+    def preview(self, until_ts: int | None = None) -> Preview:
+        """What closing the open windows now would fire, without closing them.
+
+        For quiet input: alerts are not held back while nothing arrives, yet no event time
+        is invented. The windows are closed on a scratch copy of this monitor (up to
+        ``until_ts``, or all of them); this monitor keeps its watermark and open windows, so
+        an event that arrives later is counted exactly as it would have been without the
+        pause, and the final results do not depend on wall-clock pauses. Only ``firing``
+        findings are previewed (a resolution waits for event time to really move on); when
+        the real close fires one of them again, it is not repeated.
+        """
+        scratch = PartitionMonitor.from_dict(self.to_dict(), copy.deepcopy(self.detectors),
+                                             self.profiles)
+        closed = scratch.flush() if until_ts is None else scratch.advance_to(until_ts)
+        fired = [f for f in closed if f.status == "firing" and f.alert_id not in self._previewed]
+        for f in fired:
+            self._previewed[f.alert_id] = f.window_end_ts
+        return Preview(fired, scratch.drain_summaries())
 
     def _close(self, acc: WindowAccumulator) -> list[Finding]:
         s = acc.close()
@@ -329,6 +363,8 @@ class PartitionMonitor:
             for h in hits
         ]
         fired = self.incidents.observe(findings)
+        if self._previewed:    # already sent by a preview of this window: not again
+            fired = [f for f in fired if self._previewed.pop(f.alert_id, None) is None]
         self._summarise(s, feats, ctx)
         baseline = np.column_stack([feats[name] for name in BASELINE_FEATURES])
         t.observe_window(slots, s.end_ts, s.bitmaps, baseline)
@@ -369,6 +405,7 @@ class PartitionMonitor:
             "stream_start_ts": self.stream_start_ts,
             "model_first_seen": [[k, v] for k, v in sorted(self.model_first_seen.items())],
             "peer_groups": self.peers.to_dict(),
+            "previewed": [[k, v] for k, v in sorted(self._previewed.items())],
             "dedup_from_offset": (self.dedup.rebuild_from_offset()
                                   if self.dedup.rebuild_from_offset() is not None
                                   else self.dedup_rebuild_from),
@@ -393,6 +430,7 @@ class PartitionMonitor:
         m.model_first_seen = {int(k): int(v) for k, v in d["model_first_seen"]}
         if "peer_groups" in d:      # snapshots written before peer groups have none
             m.peers = PeerGroups.from_dict(d["peer_groups"])
+        m._previewed = {str(k): int(v) for k, v in d.get("previewed", [])}
         for det in m.detectors:
             state = d["detectors"].get(det.rule)
             if state is not None and hasattr(det, "load_dict"):

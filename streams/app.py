@@ -47,11 +47,18 @@ def render_metrics(m: EngineMetrics) -> str:
         "# TYPE xwatch_assigned_partitions gauge", f"xwatch_assigned_partitions {m.partitions}",
         "# TYPE xwatch_tracked_accounts gauge", f"xwatch_tracked_accounts {m.tracked_accounts}",
         "# TYPE xwatch_watermark_ms gauge", f"xwatch_watermark_ms {m.watermark_ms}",
+        "# TYPE xwatch_internal_errors_total counter",
+        *(f'xwatch_internal_errors_total{{input="{k}"}} {m.internal_errors[k]}'
+          for k in ("requests", "accounts", "summaries")),
+        "# TYPE xwatch_careful_partitions gauge", f"xwatch_careful_partitions {m.careful_partitions}",
         "# TYPE xwatch_dlq_total counter",
     ]
     lines += [f'xwatch_dlq_total{{reason="{r}"}} {n}' for r, n in sorted(m.dlq.items())]
     lines.append("# TYPE xwatch_alerts_total counter")
     lines += [f'xwatch_alerts_total{{status="{s}"}} {n}' for s, n in sorted(m.alerts.items())]
+    lines.append("# TYPE xwatch_account_records_rejected_total counter")
+    lines += [f'xwatch_account_records_rejected_total{{reason="{r}"}} {n}'
+              for r, n in sorted(m.account_records_rejected.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -136,6 +143,7 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
                 await in_thread(view.assign)
             last_summary[0] = time.monotonic()
             await send_findings(view.add(list(batch)))
+            engine.metrics.internal_errors["summaries"] = view.internal_errors
             await in_thread(view.save)   # before the next batch, so before Faust commits this one
 
     @app.timer(interval=1.0)

@@ -17,6 +17,7 @@ window, a summary replaces the account's earlier one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -42,6 +43,7 @@ class CrossAccountView:
         self.owned = False          # this worker holds the summaries partition
         self.restored = False       # the saved state has been loaded since assignment
         self.dirty = False
+        self.internal_errors = 0    # bugs met and skipped (metric xwatch_internal_errors_total)
         self._store: SnapshotStore | None = None
 
     def _new_detector(self) -> CoordinationDetector:
@@ -84,18 +86,33 @@ class CrossAccountView:
 
     # -- the agent's work (no I/O) ------------------------------------------------------
     def add(self, raw_summaries: list[bytes]) -> list[Finding]:
-        """Fold in a batch of encoded summaries; findings of the windows it lets close."""
+        """Fold in a batch of encoded summaries; findings of the windows it lets close.
+
+        No summary can stop the view: one that cannot be read is skipped with a warning, and
+        a bug met on one (or on closing windows) is logged loudly, counted in
+        ``internal_errors`` and skipped, and the view carries on with the rest."""
         for raw in raw_summaries:
             try:
                 self.detector.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
-            except (msgspec.MsgspecError, TypeError) as exc:
+            except (msgspec.MsgspecError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable account summary: %s", exc)
+            except Exception as exc:
+                self.internal_errors += 1
+                log.error("internal error on an account summary: %r; skipped", exc, exc_info=True)
         self.dirty = True
-        return self.detector.close_ready()
+        return self._closing(self.detector.close_ready)
 
     def flush(self) -> list[Finding]:
         """Close every open window (the summaries stream went quiet)."""
         if not self.detector.open_windows:
             return []
         self.dirty = True
-        return self.detector.flush()
+        return self._closing(self.detector.flush)
+
+    def _closing(self, close: Callable[[], list[Finding]]) -> list[Finding]:
+        try:
+            return close()
+        except Exception as exc:
+            self.internal_errors += 1
+            log.error("internal error closing cross-account windows: %r", exc, exc_info=True)
+            return []

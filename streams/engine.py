@@ -39,11 +39,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from models.coordination import AccountSummary
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
 from streams.columns import ColumnBuilder
+from streams.crash_journal import JournalEntry, PartitionGuard
 from streams.records import Rejection, dead_letter
 from streams.settings import Settings
 from streams.state_store import SnapshotStore
@@ -59,6 +61,9 @@ class EngineMetrics:
 
     messages_in: int = 0
     events_counted: int = 0
+    internal_errors: Counter[str] = field(default_factory=Counter)   # caught bugs, by input
+    account_records_rejected: Counter[str] = field(default_factory=Counter)   # by reason
+    careful_partitions: int = 0   # partitions processed carefully after a crash
     duplicates: int = 0
     late_events: int = 0
     dlq: Counter[str] = field(default_factory=Counter)
@@ -127,7 +132,8 @@ class DetectionEngine:
         self._next_offset: dict[int, int] = {}
         self._last_data: dict[int, float] = {}
         self._dirty: set[int] = set()
-        self._flushed_idle: set[int] = set()
+        self._preview_at: dict[int, tuple[int | None, float]] = {}   # p -> (until, when)
+        self._guards: dict[int, PartitionGuard] = {}     # partitions in careful mode
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
         self._builder = ColumnBuilder()
         self._config = MonitorConfig(
@@ -193,6 +199,7 @@ class DetectionEngine:
         try:
             if self._consumer is not None and self.monitors:
                 self._snapshot(sorted(self.monitors))
+                self._stopped_cleanly(sorted(self.monitors))
         finally:
             if self._consumer is not None:
                 self._consumer.close()
@@ -203,9 +210,10 @@ class DetectionEngine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._store is not None
         wanted = [tp.partition for tp in partitions]
-        snapshots = self._store.load(wanted) if wanted else {}
+        snapshots, journals = self._store.restore(wanted) if wanted else ({}, {})
         assigned = []
         for p in wanted:
+            self._resume_guard(p, journals.get(p))
             snap = snapshots.get(p)
             if snap is not None:
                 mon = PartitionMonitor.from_dict(snap.state, profiles=self.registry.get)
@@ -230,9 +238,30 @@ class DetectionEngine:
         gone = [tp.partition for tp in partitions if tp.partition in self.monitors]
         if gone:
             self._snapshot(gone)
+            self._stopped_cleanly(gone)
         for p in gone:
             self._forget(p)
         consumer.unassign()
+
+    # -- crash loops (see streams.crash_journal) -------------------------------------------
+    def _resume_guard(self, p: int, previous: JournalEntry | None) -> None:
+        assert self._store is not None
+        guard = PartitionGuard.resume(previous, self.settings.poison_after_crashes)
+        self._store.save_journal(p, guard.entry(None))
+        if guard.careful:
+            self._guards[p] = guard
+            log.warning("partition %d: the worker before this one died while processing it; "
+                        "processing it carefully until the next snapshot (suspects %s, %d crashes)",
+                        p, guard.suspect, guard.crashes)
+        self.metrics.careful_partitions = len(self._guards)
+
+    def _stopped_cleanly(self, partitions: list[int]) -> None:
+        assert self._store is not None
+        for p in partitions:
+            try:
+                self._store.save_journal(p, JournalEntry(clean=True))
+            except Exception as exc:   # the next start is merely careful for nothing
+                log.warning("could not mark partition %d stopped cleanly: %s", p, exc)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -240,6 +269,8 @@ class DetectionEngine:
 
     def _forget(self, p: int) -> None:
         self.monitors.pop(p, None)
+        self._guards.pop(p, None)
+        self._preview_at.pop(p, None)
         self._at_end.discard(p)
         self._next_offset.pop(p, None)
         self._dirty.discard(p)
@@ -286,9 +317,15 @@ class DetectionEngine:
             mon = self.monitors.get(p)
             if mon is None:
                 continue
-            self._process_partition(p, mon, batch)
+            guard = self._guards.get(p)
+            if guard is None:
+                self._fold_isolated(mon, batch)
+            else:
+                self._fold_carefully(p, mon, batch, guard)
+            self._next_offset[p] = batch[-1].offset() + 1
+            self._dirty.add(p)
             self._last_data[p] = now_wall
-            self._flushed_idle.discard(p)
+            self._preview_at.pop(p, None)
             self._at_end.discard(p)
         for p, i in eof_at.items():   # at the end only if nothing of p came after its EOF
             if i > last_at.get(p, -1):
@@ -297,7 +334,51 @@ class DetectionEngine:
         self.metrics.batches += 1
         self.metrics.last_batch_at = time.time()
 
-    def _process_partition(self, p: int, mon: PartitionMonitor, batch: list[Message]) -> None:
+    def _fold_isolated(self, mon: PartitionMonitor, batch: list[Message]) -> None:
+        """:meth:`_fold`, where no exception stops the engine: a batch that raises is retried
+        message by message, and a message that still raises goes to the DLQ with reason
+        ``internal_error`` and the exception's class. A bug is logged loudly and counted;
+        events the failed attempt had already counted are recognised as duplicates on the
+        retry, so none is counted twice."""
+        try:
+            self._fold(mon, batch)
+            return
+        except Exception as exc:
+            self.metrics.internal_errors["requests"] += 1
+            log.error("internal error on %s[%d] offsets %d..%d: %r; retrying message by message",
+                      batch[0].topic(), batch[0].partition(), batch[0].offset(),
+                      batch[-1].offset(), exc, exc_info=True)
+        for m in batch:
+            try:
+                self._fold(mon, [m])
+            except Exception as exc:
+                self.metrics.internal_errors["requests"] += 1
+                log.error("internal error on %s[%d]@%d: %r; message dead-lettered", m.topic(),
+                          m.partition(), m.offset(), exc, exc_info=True)
+                self._dead_letter(Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500]), m)
+
+    def _fold_carefully(self, p: int, mon: PartitionMonitor, batch: list[Message],
+                        guard: PartitionGuard) -> None:
+        """After a crash: the offsets in flight go to the journal before each chunk, and a
+        message the journal convicts is dead-lettered instead of processed."""
+        assert self._store is not None
+        poison = guard.poison
+        if poison is not None and any(m.offset() == poison for m in batch):
+            m = next(m for m in batch if m.offset() == poison)
+            log.error("%s[%d]@%d was in flight in %d crashes of the worker in a row: "
+                      "dead-lettered, not processed again", m.topic(), p, poison, guard.crashes)
+            self._dead_letter(Rejection("internal_error", f"the worker crashed {guard.crashes} "
+                                        "times in a row while processing this message"), m)
+            guard.dead_lettered()
+            batch = [m for m in batch if m.offset() != poison]
+        at = {m.offset(): m for m in batch}
+        for chunk in guard.chunks(list(at)):
+            self._store.save_journal(p, guard.entry((chunk[0], chunk[-1])))
+            self._fold_isolated(mon, [at[o] for o in chunk])
+        self._store.save_journal(p, guard.entry(None), wait=False)
+
+    def _fold(self, mon: PartitionMonitor, batch: list[Message]) -> None:
+        """Decode one partition's batch, step its monitor, send what comes out."""
         decoded = self._builder.decode(list(map(Message.value, batch)))
         for i, rejection in decoded.rejected:
             self._dead_letter(rejection, batch[i])
@@ -315,9 +396,7 @@ class DetectionEngine:
             self.metrics.duplicates += result.duplicates
             self.metrics.late_events += len(result.late)
             self._emit(result.findings)
-            self._forward_summaries(mon)
-        self._next_offset[p] = batch[-1].offset() + 1
-        self._dirty.add(p)
+            self._forward_summaries(mon.drain_summaries())
 
     def _dead_letter(self, r: Rejection, m: Message) -> None:
         assert self._producer is not None
@@ -335,9 +414,8 @@ class DetectionEngine:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
-    def _forward_summaries(self, mon: PartitionMonitor) -> None:
+    def _forward_summaries(self, summaries: list[AccountSummary]) -> None:
         """Suspicious account-windows go to the cross-account view (a Faust agent)."""
-        summaries = mon.drain_summaries()
         if not summaries:
             return
         topic = self.settings.coordination_topic
@@ -365,6 +443,8 @@ class DetectionEngine:
     def _tick(self) -> None:
         s = self.settings
         now = time.monotonic()
+        self.metrics.account_records_rejected = Counter(self.registry.rejected)
+        self.metrics.internal_errors["accounts"] = self.registry.internal_errors
         if self.monitors:
             marks = [m.watermark for m in self.monitors.values()]
             global_wm = max(marks)
@@ -375,23 +455,32 @@ class DetectionEngine:
             idle_parts = {p for p in self.monitors if p in self._at_end
                           and now - self._last_data.get(p, 0.0) >= s.idle_partition_s}
             all_idle = len(idle_parts) == len(self.monitors)
-            for p, mon in self.monitors.items():
-                idle = p in idle_parts
-                if not idle:
-                    continue
-                if all_idle and p not in self._flushed_idle:
-                    # The whole input is quiet: close what is open (end of a replay, a lull).
-                    self._emit(mon.flush())
-                    self._forward_summaries(mon)
-                    self._flushed_idle.add(p)
-                    self._dirty.add(p)
-                elif global_wm > mon.watermark:
-                    # An idle partition must not hold back time: follow the busiest one.
-                    self._emit(mon.advance_to(global_wm))
-                    self._forward_summaries(mon)
-                    self._dirty.add(p)
+            for p in sorted(idle_parts):
+                self._preview_idle(p, None if all_idle else global_wm, now)
         if self._dirty and now - self._last_snapshot >= s.snapshot_interval_s:
             self._snapshot(sorted(self._dirty))
+
+    def _preview_idle(self, p: int, until: int | None, now: float) -> None:
+        """Quiet input must not hold alerts back, nor invent event time: send what closing
+        the partition's open windows (all of them when the whole input is quiet, else up to
+        the busiest partition's watermark) would fire, and keep them open (see
+        :meth:`PartitionMonitor.preview`). Once per quiet spell, or again when the busiest
+        partition has moved a window on (at most once per ``idle_partition_s``)."""
+        mon = self.monitors[p]
+        last = self._preview_at.get(p)
+        if until is not None and until <= mon.watermark:
+            return
+        if last is not None:
+            last_until, when = last
+            if last_until is None or now - when < self.settings.idle_partition_s:
+                return
+            if until is not None and until - last_until < self._config.window_ms:
+                return
+        preview = mon.preview(until)
+        self._preview_at[p] = (until, now)
+        self._emit(preview.findings)
+        self._forward_summaries(preview.summaries)
+        self._dirty.add(p)
 
     def _snapshot(self, partitions: list[int]) -> None:
         assert self._producer is not None and self._store is not None
@@ -405,6 +494,12 @@ class DetectionEngine:
             self._store.save(p, nxt, mon.to_dict())
             commits.append(TopicPartition(self.settings.topics.requests, p, nxt))
             self.metrics.snapshots += 1
+            guard = self._guards.get(p)
+            if guard is not None and guard.passed(nxt):
+                del self._guards[p]
+                self._store.save_journal(p, guard.entry(None))
+                log.info("partition %d: past the crash, processing normally again", p)
+        self.metrics.careful_partitions = len(self._guards)
         if commits and self._consumer is not None:
             try:
                 self._consumer.commit(offsets=commits, asynchronous=False)

@@ -47,6 +47,8 @@ class Settings:
     batch_timeout_s: float = 0.1
     # state
     snapshot_interval_s: float = 5.0     # wall seconds between state snapshots to Kafka
+    poison_after_crashes: int = 3        # a message in flight in this many crashes in a row
+    #                                      is dead-lettered instead (see streams.crash_journal)
     session_timeout_s: float = 6.0
     web_port: int = 6066
     web_enabled: bool = True
@@ -105,6 +107,8 @@ class Settings:
             raise ValueError("partitions must be positive")
         if self.batch_max <= 0:
             raise ValueError("batch_max must be positive")
+        if self.poison_after_crashes < 1:
+            raise ValueError("poison_after_crashes must be >= 1")
         if self.dedup_horizon_s < self.window_s + self.allowed_lateness_s:
             raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
 

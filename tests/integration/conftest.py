@@ -101,6 +101,12 @@ class WorkerCluster:
                 proc.wait()
 
 
+@pytest.fixture(scope="session")
+def worker_cluster_type() -> type[WorkerCluster]:
+    """The class, for fixtures of a wider scope than ``cluster`` (tests do not import conftest)."""
+    return WorkerCluster
+
+
 @pytest.fixture
 def cluster(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> Iterator[WorkerCluster]:
     c = WorkerCluster(kafka_bootstrap, unique_name, tmp_path)
