@@ -19,10 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from models.horizon import HORIZON
+
 __all__ = ["BASELINE_FEATURES", "AccountTable"]
 
 BASELINE_FEATURES = ("rate_per_min", "extraction_score", "completion_tokens_per_req")
-_KNOWN = ("known_nets", "known_uas", "known_keys", "known_models")
+_KNOWN = ("known_nets", "known_uas", "known_keys", "known_models", "known_asns")
+#: Long-horizon state (see :mod:`models.horizon`); a
+#: snapshot written before a column existed restores it as zeros.
+_LONG = ("last_event_ts", "horizon", "horizon_end")
+_COLUMNS = ("first_seen_ts", "windows_seen", "last_window_end", *_KNOWN, "ew_mean", "ew_var", *_LONG)
 
 
 class AccountTable:
@@ -39,6 +45,10 @@ class AccountTable:
         self.known_uas = np.zeros(0, dtype=np.uint64)
         self.known_keys = np.zeros(0, dtype=np.uint64)
         self.known_models = np.zeros(0, dtype=np.uint64)
+        self.known_asns = np.zeros(0, dtype=np.uint64)
+        self.last_event_ts = np.zeros(0, dtype=np.int64)     # arrival order, for gaps
+        self.horizon = np.zeros((0, len(HORIZON)), dtype=np.float32)
+        self.horizon_end = np.zeros(0, dtype=np.int64)
         self.ew_mean = np.zeros((0, len(BASELINE_FEATURES)), dtype=np.float64)
         self.ew_var = np.zeros((0, len(BASELINE_FEATURES)), dtype=np.float64)
 
@@ -52,8 +62,7 @@ class AccountTable:
         def grow(a: np.ndarray) -> np.ndarray:
             return np.concatenate([a, np.zeros((pad, *a.shape[1:]), dtype=a.dtype)])
 
-        for name in ("first_seen_ts", "windows_seen", "last_window_end", *_KNOWN,
-                     "ew_mean", "ew_var"):
+        for name in _COLUMNS:
             setattr(self, name, grow(getattr(self, name)))
         self.capacity = new
 
@@ -92,6 +101,7 @@ class AccountTable:
         self.known_uas[slots] |= bitmaps["uas"]
         self.known_keys[slots] |= bitmaps["keys"]
         self.known_models[slots] |= bitmaps["models"]
+        self.known_asns[slots] |= bitmaps["asns"]
         first = self.windows_seen[slots] == 0
         mean = self.ew_mean[slots]
         var = self.ew_var[slots]
@@ -107,8 +117,7 @@ class AccountTable:
     def to_dict(self) -> dict[str, Any]:
         n = len(self.ids)
         out: dict[str, Any] = {"ids": list(self.ids)}
-        for name in ("first_seen_ts", "windows_seen", "last_window_end", *_KNOWN,
-                     "ew_mean", "ew_var"):
+        for name in _COLUMNS:
             out[name] = getattr(self, name)[:n].tobytes()
         return out
 
@@ -120,8 +129,9 @@ class AccountTable:
         t.ids = ids
         t.index = {a: i for i, a in enumerate(ids)}
         n = len(ids)
-        for name in ("first_seen_ts", "windows_seen", "last_window_end", *_KNOWN,
-                     "ew_mean", "ew_var"):
+        for name in _COLUMNS:
+            if name not in d:
+                continue
             arr = getattr(t, name)
             arr[:n] = np.frombuffer(d[name], dtype=arr.dtype).reshape((n, *arr.shape[1:]))
         return t

@@ -1,15 +1,35 @@
-"""Coordinated accounts ("hydra" clusters): many accounts acting as one.
+"""The population view: accounts acting as one ("hydra" clusters, slow swarms, hand-overs).
 
-Per-account detectors cannot see a campaign spread over a hundred modest accounts. Each
-partition monitor therefore emits an :class:`AccountSummary` for account-windows that look
-even mildly like extraction; this detector sees all of them (a cross-account view) and
-links accounts that share identifying keys in the same window: a network (/24), a user
-agent on an ASN, a prompt template (SimHash bands) and, when the account stream provides
-it, a payment fingerprint. Accounts sharing at least ``min_shared_types`` kinds of key
-with ``min_accounts`` or more others form a cluster; a cluster whose accounts look like
-extraction on average fires one ``coordinated_accounts`` alert that names every member.
-When more members join later, the alert is sent again with the same ``alert_id`` and the
-longer member list; after ``cooldown_windows`` quiet windows it is resolved.
+A campaign spread over hundreds of accounts keeps every account quiet; one run from accounts
+used one after another never has two of them active at once. So this view is not gated on
+per-account suspicion: each partition monitor sends an :class:`AccountSummary` for every
+window of every *untrusted* account (no record, unverified or young), and for any window
+that looks even mildly like extraction. Here every summary is folded into **trails**: for
+each linking key, the accounts that showed it in the last ``trail_ms`` (two hours).
+
+Linking keys (:meth:`AccountSummary.link_keys`):
+
+* a payment fingerprint, which links on its own;
+* pairs of weaker keys of different kinds, which link only together: a /24 network; a
+  client (user agent on an ASN); a prompt-template band (16 bits of the SimHash of a
+  sampled prompt, four bands); the creation cohort (the hour the account was created, and
+  the same shifted by half an hour); the activity start (the 10 minutes in which the
+  account first showed up, and shifted). Two weak signals link where one strong one is
+  missing: residential proxies and browser user agents share no network, but a template
+  band and a creation hour they do share.
+
+A key held by ``min_accounts`` accounts or more is *hot*; accounts joined through hot keys
+form a component. A component of ``min_accounts`` or more whose members look like
+extraction on average (each member's larger of its window score and its extraction-like
+share over hours, ``min_score``) is a cluster: one ``coordinated_accounts`` alert,
+``critical`` (many accounts are their own corroboration), naming every member. A cluster
+that grows is sent again with the same ``alert_id`` (when it has grown by a tenth); clusters
+keep their identity and never merge; after ``cooldown_windows`` windows without being seen
+again it is resolved.
+
+Per-account findings on untrusted accounts reach the alert topic through this view
+(:meth:`add`): a member's own finding is folded into its cluster's alert (one incident,
+one alert); any other is passed on unchanged.
 
 >>> det = CoordinationDetector(window_ms=60_000, min_accounts=3)
 >>> for i in range(4):
@@ -17,8 +37,8 @@ longer member list; after ``cooldown_windows`` quiet windows it is resolved.
 ...                            template_fp=0xABCD_0000_1234_0000 + i, net=7, ua=9, asn=3))
 >>> det.add(AccountSummary("honest", 0, 60_000, requests=50, extraction_score=0.35,
 ...                        template_fp=0x1111, net=8, ua=9, asn=4))
->>> [(f.rule, f.account_ids) for f in det.flush()]
-[('coordinated_accounts', ('h0', 'h1', 'h2', 'h3'))]
+>>> [(f.rule, f.severity, f.account_ids) for f in det.flush()]
+[('coordinated_accounts', 'critical', ('h0', 'h1', 'h2', 'h3'))]
 """
 
 from __future__ import annotations
@@ -26,6 +46,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
+from itertools import combinations
 from typing import Any
 
 from models.incidents import Finding, alert_id_for
@@ -33,18 +54,20 @@ from models.incidents import Finding, alert_id_for
 __all__ = ["AccountSummary", "CoordinationDetector"]
 
 RULE = "coordinated_accounts"
+_HOUR = 3_600_000
+_TEN_MIN = 600_000
 
 
 @dataclass(frozen=True, slots=True)
 class AccountSummary:
-    """One account's window, reduced to what the cross-account view needs (plain data)."""
+    """One account's window, reduced to what the population view needs (plain data)."""
 
     account_id: str
     window_start_ts: int
     window_end_ts: int
     requests: int
     extraction_score: float
-    template_fp: int = 0          # representative prompt fingerprint (0: none)
+    template_fp: int = 0          # a sampled prompt fingerprint (0: none)
     net: int = 0                  # smallest network hash seen (0: none)
     ua: int = 0
     asn: int = 0
@@ -52,19 +75,34 @@ class AccountSummary:
     windows_seen: int = 0
     payment_fp: str | None = None
     created_ts: int | None = None
+    xlike: float = 0.0            # extraction-like share over the account's recent hours
+    active_from_ts: int = 0       # first seen, when that is a real start (0: unknown)
+    findings: tuple[dict[str, Any], ...] = ()   # the account's own findings, routed here
 
-    def keys(self) -> list[tuple[str, str]]:
-        """(key type, key) pairs this account-window can share with others."""
-        out: list[tuple[str, str]] = []
+    @property
+    def score(self) -> float:
+        return max(self.extraction_score, self.xlike)
+
+    def link_keys(self) -> list[str]:
+        """Keys this account-window can share with others: payment alone, the rest in pairs."""
+        weak: list[tuple[str, str]] = []
         if self.net:
-            out.append(("net", f"net:{self.net}"))
+            weak.append(("net", f"net:{self.net}"))
         if self.ua:
-            out.append(("client", f"ua:{self.ua}:asn:{self.asn}"))
+            weak.append(("client", f"ua:{self.ua}:{self.asn}"))
         if self.template_fp:
             fp = self.template_fp
-            out += [("template", f"tpl{j}:{(fp >> (16 * j)) & 0xFFFF}") for j in range(4)]
+            weak += [("tpl", f"tpl{j}:{(fp >> (16 * j)) & 0xFFFF}") for j in range(4)]
+        if self.created_ts:
+            c = self.created_ts
+            weak += [("born", f"born:{c // _HOUR}"), ("born", f"born+:{(c + _HOUR // 2) // _HOUR}")]
+        if self.active_from_ts:
+            a = self.active_from_ts
+            weak += [("start", f"start:{a // _TEN_MIN}"),
+                     ("start", f"start+:{(a + _TEN_MIN // 2) // _TEN_MIN}")]
+        out = [f"{k1}&{k2}" for (t1, k1), (t2, k2) in combinations(weak, 2) if t1 != t2]
         if self.payment_fp:
-            out.append(("payment", f"pay:{self.payment_fp}"))
+            out.append(f"pay:{self.payment_fp}")
         return out
 
     def with_account(self, payment_fp: str | None, created_ts: int | None) -> AccountSummary:
@@ -72,11 +110,13 @@ class AccountSummary:
         return replace(self, payment_fp=payment_fp, created_ts=created_ts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["findings"] = list(self.findings)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountSummary:
-        return cls(**d)
+        return cls(**{**d, "findings": tuple(d.get("findings") or ())})
 
 
 @dataclass(slots=True)
@@ -85,133 +125,192 @@ class _Cluster:
     alert_id: str
     first_start_ts: int
     members: set[str] = field(default_factory=set)
-    keys: set[str] = field(default_factory=set)
     last_hit_end_ts: int = 0
     peak_score: float = 0.0
+    sent_members: int = 0
+    kinds: set[str] = field(default_factory=set)
+    absorbed: int = 0             # members' own findings folded in
 
 
 class CoordinationDetector:
-    def __init__(self, window_ms: int, min_accounts: int = 10, min_shared_types: int = 2,
-                 min_score: float = 0.45, cooldown_windows: int = 3,
-                 close_after_windows: int = 2) -> None:
+    def __init__(self, window_ms: int, min_accounts: int = 5, min_score: float = 0.45,
+                 cooldown_windows: int = 10, close_after_windows: int = 2,
+                 trail_ms: int = 2 * _HOUR, max_holders: int = 4096) -> None:
         if min_accounts < 2:
             raise ValueError("min_accounts must be >= 2")
         self.window_ms = window_ms
         self.min_accounts = min_accounts
-        self.min_shared_types = min_shared_types
         self.min_score = min_score
         self.cooldown_windows = cooldown_windows
         self.close_after_windows = close_after_windows
+        self.trail_ms = trail_ms
+        self.max_holders = max_holders
         self._windows: dict[int, dict[str, AccountSummary]] = {}
+        self._routed: dict[int, list[Finding]] = {}
         self._latest_end = -1
+        self._holders: dict[str, dict[str, int]] = {}      # key -> account -> last end seen
+        self._score: dict[str, tuple[float, int]] = {}     # account -> (score, last end)
         self._clusters: dict[str, _Cluster] = {}
-        self._cluster_of_key: dict[str, str] = {}
+        self._cluster_of: dict[str, str] = {}              # account -> cluster id
+        self._absorbed: set[str] = set()                   # alert ids folded into clusters
 
     @property
     def open_windows(self) -> list[int]:
         """Start times of the windows that still take summaries."""
-        return sorted(self._windows)
+        return sorted(set(self._windows) | set(self._routed))
 
     def add(self, s: AccountSummary) -> None:
-        self._windows.setdefault(s.window_start_ts, {})[s.account_id] = s
+        if s.findings:
+            self._routed.setdefault(s.window_start_ts, []).extend(
+                Finding.from_dict(f) for f in s.findings)
+        if s.requests > 0:
+            self._windows.setdefault(s.window_start_ts, {})[s.account_id] = s
         self._latest_end = max(self._latest_end, s.window_end_ts)
 
     def close_ready(self) -> list[Finding]:
         """Close windows that summaries from later windows show to be complete."""
         limit = self._latest_end - self.close_after_windows * self.window_ms
         out: list[Finding] = []
-        for start in sorted(self._windows):
+        for start in self.open_windows:
             if start + self.window_ms > limit:
                 break
-            out += self._close(start, self._windows.pop(start))
+            out += self._close(start)
         return out
 
     def flush(self) -> list[Finding]:
         out: list[Finding] = []
-        for start in sorted(self._windows):
-            out += self._close(start, self._windows.pop(start))
+        for start in self.open_windows:
+            out += self._close(start)
         return out
 
-    def _close(self, start: int, summaries: dict[str, AccountSummary]) -> list[Finding]:
+    # -- one window -------------------------------------------------------------------
+    def _close(self, start: int) -> list[Finding]:
+        summaries = self._windows.pop(start, {})
+        routed = self._routed.pop(start, [])
         end = start + self.window_ms
-        by_key: dict[str, set[str]] = defaultdict(set)
-        key_type: dict[str, str] = {}
-        for acc, s in summaries.items():
-            for kt, k in s.keys():
-                by_key[k].add(acc)
-                key_type[k] = kt
-        shared = {k: accs for k, accs in by_key.items() if len(accs) >= self.min_accounts}
-        types_of: dict[str, set[str]] = defaultdict(set)
-        for k, accs in shared.items():
-            for acc in accs:
-                types_of[acc].add(key_type[k])
-        members = {acc for acc, t in types_of.items() if len(t) >= self.min_shared_types}
-        # union-find: members joined through the shared keys they have in common
-        parent = {m: m for m in members}
+        touched: set[str] = set()
+        for acc in sorted(summaries):
+            s = summaries[acc]
+            self._score[acc] = (s.score, end)
+            for k in s.link_keys():
+                holders = self._holders.setdefault(k, {})
+                if acc in holders or len(holders) < self.max_holders:
+                    holders[acc] = end
+                    touched.add(k)
+        if start // self.window_ms % 10 == 0:
+            self._expire(end)
+        out = self._clusters_in(sorted(touched), start, end)
+        out += self._route(routed)
+        out += self._resolve_due(end)
+        return out
+
+    def _expire(self, end: int) -> None:
+        horizon = end - self.trail_ms
+        for k in list(self._holders):
+            holders = self._holders[k]
+            for a in [a for a, t in holders.items() if t <= horizon]:
+                del holders[a]
+            if not holders:
+                del self._holders[k]
+        for a in [a for a, (_, t) in self._score.items() if t <= horizon and a not in self._cluster_of]:
+            del self._score[a]
+
+    def _clusters_in(self, touched: list[str], start: int, end: int) -> list[Finding]:
+        horizon = end - self.trail_ms
+        hot = []
+        for k in touched:
+            live = sorted(a for a, t in self._holders[k].items() if t > horizon)
+            if len(live) >= self.min_accounts:
+                hot.append((k, live))
+        if not hot:
+            return []
+        parent: dict[str, str] = {}
 
         def find(x: str) -> str:
+            parent.setdefault(x, x)
             while parent[x] != x:
                 parent[x] = parent[parent[x]]
                 x = parent[x]
             return x
 
-        for k in sorted(shared):
-            linked = sorted(shared[k] & members)
-            for a in linked[1:]:
-                ra, rb = find(linked[0]), find(a)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        kinds_of: dict[str, set[str]] = defaultdict(set)
+        for k, live in hot:
+            root = find(live[0])
+            for a in live[1:]:
+                ra = find(a)
+                if ra != root:
+                    lo, hi = sorted((root, ra))
+                    parent[hi] = lo
+                    root = lo
+            kinds_of[live[0]].add(_kind(k))
         groups: dict[str, set[str]] = defaultdict(set)
-        for m in members:
-            groups[find(m)].add(m)
+        for a in list(parent):
+            groups[find(a)].add(a)
+        kinds_by_root: dict[str, set[str]] = defaultdict(set)
+        for a, kinds in kinds_of.items():
+            kinds_by_root[find(a)] |= kinds
         out: list[Finding] = []
         for root in sorted(groups):
             group = groups[root]
             if len(group) < self.min_accounts:
                 continue
-            score = sum(summaries[a].extraction_score for a in group) / len(group)
+            score = sum(self._score.get(a, (0.0, 0))[0] for a in group) / len(group)
             if score < self.min_score:
                 continue
-            keys = {k for k, accs in shared.items() if accs & group}
-            out += self._hit(start, end, group, keys, key_type, score, summaries)
-        out += self._resolve_due(end)
+            out += self._hit(start, end, group, kinds_by_root[root], score)
         return out
 
-    def _hit(self, start: int, end: int, group: set[str], keys: set[str],
-             key_type: dict[str, str], score: float,
-             summaries: dict[str, AccountSummary]) -> list[Finding]:
-        known = sorted({self._cluster_of_key[k] for k in keys if k in self._cluster_of_key
-                        and self._cluster_of_key[k] in self._clusters})
+    def _hit(self, start: int, end: int, group: set[str], kinds: set[str], score: float) -> list[Finding]:
+        known = sorted({self._cluster_of[a] for a in group if a in self._cluster_of},
+                       key=lambda c: (self._clusters[c].first_start_ts, c))
         if known:
             cluster = self._clusters[known[0]]
+            new = {a for a in group if a not in self._cluster_of}
         else:
-            cid = "cluster-" + hashlib.sha256("|".join(sorted(keys)).encode()).hexdigest()[:12]
+            cid = "cluster-" + hashlib.sha256(
+                f"{start}|{'|'.join(sorted(group))}".encode()).hexdigest()[:12]
             cluster = _Cluster(cid, alert_id_for(RULE, (cid,), start), start)
             self._clusters[cid] = cluster
-        grew = not group <= cluster.members
-        cluster.members |= group
-        cluster.keys |= keys
-        for k in keys:
-            self._cluster_of_key[k] = cluster.cluster_id
-        first = cluster.last_hit_end_ts == 0
+            new = set(group)
+        cluster.members |= new
+        for a in new:
+            self._cluster_of[a] = cluster.cluster_id
+        cluster.kinds |= kinds
         cluster.last_hit_end_ts = end
         cluster.peak_score = max(cluster.peak_score, score)
-        if not (first or grew):
+        n = len(cluster.members)
+        if cluster.sent_members and n < max(cluster.sent_members + 5, cluster.sent_members * 1.1):
             return []
-        return [self._finding(cluster, "firing", end, score, key_type, summaries)]
+        cluster.sent_members = n
+        return [self._finding(cluster, "firing", end, score)]
 
-    def _finding(self, c: _Cluster, status: str, end: int, score: float,
-                 key_type: dict[str, str], summaries: dict[str, AccountSummary]) -> Finding:
-        shared_types = sorted({key_type.get(k, k.split(":")[0]) for k in c.keys})
-        reqs = sum(summaries[a].requests for a in c.members if a in summaries)
+    def _route(self, routed: list[Finding]) -> list[Finding]:
+        """Members' own findings are folded into their cluster; the rest pass on."""
+        out = []
+        for f in routed:
+            cid = self._cluster_of.get(f.account_ids[0]) if len(f.account_ids) == 1 else None
+            if f.status == "firing" and cid is not None:
+                self._absorbed.add(f.alert_id)
+                self._clusters[cid].absorbed += 1
+                continue
+            if f.status == "resolved" and f.alert_id in self._absorbed:
+                self._absorbed.discard(f.alert_id)
+                continue
+            out.append(f)
+        return out
+
+    def _finding(self, c: _Cluster, status: str, end: int, score: float) -> Finding:
+        kinds = sorted(c.kinds)
         evidence: dict[str, Any] = {
-            "cluster_id": c.cluster_id, "accounts": len(c.members), "shared_key_types": shared_types,
-            "shared_keys": len(c.keys), "mean_extraction_score": round(score, 4),
-            "requests_in_window": reqs,
+            "cluster_id": c.cluster_id, "accounts": len(c.members), "linked_by": kinds,
+            "mean_extraction_score": round(score, 4), "member_findings_folded_in": c.absorbed,
+            "anomaly_analyses": [{"baseline": "population (untrusted accounts, last 2 h)",
+                                  "feature": "accounts sharing linking keys",
+                                  "value": len(c.members), "limit": self.min_accounts}],
         }
-        summary = (f"{len(c.members)} accounts act as one: they share "
-                   f"{', '.join(shared_types)} and together look like extraction "
-                   f"(mean extraction score {score:.2f}), each staying modest on its own.")
+        summary = (f"{len(c.members)} young or unverified accounts act as one: linked by "
+                   f"{', '.join(kinds)} over the last hours, and together they look like "
+                   f"extraction (mean score {score:.2f}), each staying modest on its own.")
         if status == "resolved":
             summary = f"Resolved after {self.cooldown_windows} quiet windows: {summary}"
         return Finding(status, c.alert_id, RULE, "critical", tuple(sorted(c.members)),
@@ -225,31 +324,54 @@ class CoordinationDetector:
             c = self._clusters[cid]
             if now_end - c.last_hit_end_ts >= limit:
                 del self._clusters[cid]
-                for k in c.keys:
-                    if self._cluster_of_key.get(k) == cid:
-                        del self._cluster_of_key[k]
-                out.append(self._finding(c, "resolved", c.last_hit_end_ts, c.peak_score, {}, {}))
+                for a in c.members:
+                    if self._cluster_of.get(a) == cid:
+                        del self._cluster_of[a]
+                out.append(self._finding(c, "resolved", c.last_hit_end_ts, c.peak_score))
         return out
 
     # -- plain-data snapshots -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
+            "v": 2,
             "windows": {str(k): [s.to_dict() for s in v.values()] for k, v in self._windows.items()},
+            "routed": {str(k): [f.to_dict() for f in v] for k, v in self._routed.items()},
             "latest_end": self._latest_end,
+            "holders": {k: dict(v) for k, v in self._holders.items()},
+            "score": {a: list(v) for a, v in self._score.items()},
             "clusters": [{"cluster_id": c.cluster_id, "alert_id": c.alert_id,
                           "first_start_ts": c.first_start_ts, "members": sorted(c.members),
-                          "keys": sorted(c.keys), "last_hit_end_ts": c.last_hit_end_ts,
-                          "peak_score": c.peak_score} for c in self._clusters.values()],
-            "cluster_of_key": dict(self._cluster_of_key),
+                          "last_hit_end_ts": c.last_hit_end_ts, "peak_score": c.peak_score,
+                          "sent_members": c.sent_members, "kinds": sorted(c.kinds),
+                          "absorbed": c.absorbed} for c in self._clusters.values()],
+            "absorbed": sorted(self._absorbed),
         }
 
     def load_dict(self, d: dict[str, Any]) -> None:
+        if d.get("v") != 2:     # the per-window view of v1 kept nothing worth carrying over
+            return
         self._windows = {int(k): {s["account_id"]: AccountSummary.from_dict(s) for s in v}
                          for k, v in d["windows"].items()}
+        self._routed = {int(k): [Finding.from_dict(f) for f in v] for k, v in d["routed"].items()}
         self._latest_end = int(d["latest_end"])
-        self._clusters = {}
+        self._holders = {k: {a: int(t) for a, t in v.items()} for k, v in d["holders"].items()}
+        self._score = {a: (float(v[0]), int(v[1])) for a, v in d["score"].items()}
+        self._clusters, self._cluster_of = {}, {}
         for c in d["clusters"]:
-            self._clusters[c["cluster_id"]] = _Cluster(
-                c["cluster_id"], c["alert_id"], int(c["first_start_ts"]), set(c["members"]),
-                set(c["keys"]), int(c["last_hit_end_ts"]), float(c["peak_score"]))
-        self._cluster_of_key = dict(d["cluster_of_key"])
+            cl = _Cluster(c["cluster_id"], c["alert_id"], int(c["first_start_ts"]), set(c["members"]),
+                          int(c["last_hit_end_ts"]), float(c["peak_score"]), int(c["sent_members"]),
+                          set(c["kinds"]), int(c["absorbed"]))
+            self._clusters[cl.cluster_id] = cl
+            for a in cl.members:
+                self._cluster_of[a] = cl.cluster_id
+        self._absorbed = set(d["absorbed"])
+
+
+def _kind(key: str) -> str:
+    """``net:1&tpl0:2`` -> ``net+template``; ``pay:..`` -> ``payment``."""
+    names = {"net": "network", "ua": "client", "tpl0": "template", "tpl1": "template",
+             "tpl2": "template", "tpl3": "template", "born": "creation cohort",
+             "born+": "creation cohort", "start": "activity start", "start+": "activity start",
+             "pay": "payment"}
+    return "+".join(sorted({names.get(part.split(":")[0], part.split(":")[0])
+                            for part in key.split("&")}))

@@ -28,7 +28,7 @@ FEATURES = (
     "distinct_keys", "distinct_nets", "distinct_asns", "distinct_uas", "distinct_models",
     "fp_diversity", "neardup_share", "cot_share", "logprobs_share", "logit_bias_share",
     "new_net_share", "new_ua_share", "new_key_share", "new_model_share", "fresh_model_share",
-    "extraction_score",
+    "new_asn_share", "long_answer_share", "extraction_like_share", "extraction_score",
 )
 
 
@@ -69,6 +69,9 @@ def window_features(s: WindowSummary) -> dict[str, np.ndarray]:
         "new_key_share": _ratio(c["n_new_key"], c["n"]),
         "new_model_share": _ratio(c["n_new_model"], c["n"]),
         "fresh_model_share": _ratio(c["n_fresh_model"], c["n"]),
+        "new_asn_share": _ratio(c["n_new_asn"], c["n"]) if "n_new_asn" in c else np.zeros_like(n),
+        "long_answer_share": _ratio(c["n_long"], c["n"]) if "n_long" in c else np.zeros_like(n),
+        "extraction_like_share": _ratio(c["n_xlike"], c["n"]) if "n_xlike" in c else np.zeros_like(n),
     }
     out["extraction_score"] = extraction_score(out)
     return out

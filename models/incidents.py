@@ -1,8 +1,10 @@
 """Incidents: turn per-window hits into one firing alert per ongoing incident, then resolved.
 
 A hit for (rule, accounts) with no open incident opens one and emits ``firing``. Further
-hits only extend it. After ``cooldown_windows`` windows without a hit it emits ``resolved``
-with the same ``alert_id``. Ids are derived from the rule, the accounts and the incident's
+hits only extend it, unless one is more severe: then the incident is escalated and sent
+again, ``firing`` with the same ``alert_id`` and the higher severity. After
+``cooldown_windows`` windows without a hit (the hysteresis that keeps a flapping signal one
+incident) it emits ``resolved`` with the same ``alert_id``. Ids are derived from the rule, the accounts and the incident's
 first window, so the same data always yields the same ids.
 
 >>> t = IncidentTracker(window_ms=60_000, cooldown_windows=2)
@@ -11,6 +13,9 @@ first window, so the same data always yields the same ids.
 ['firing']
 >>> t.observe([Finding.hit("logit_probe", "warning", ("acct-1",), 0.8, 0.5, 60_000, 120_000, "s", {})])
 []
+>>> again = t.observe([Finding.hit("logit_probe", "critical", ("acct-1",), 0.8, 0.5, 60_000, 120_000, "s", {})])
+>>> [(f.severity, f.alert_id == h.alert_id) for f in again]
+[('critical', True)]
 >>> t.resolve_due(180_000)
 []
 >>> [(f.status, f.window_end_ts) for f in t.resolve_due(240_000)]
@@ -24,6 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["Finding", "IncidentTracker", "alert_id_for"]
+
+_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 def alert_id_for(rule: str, account_ids: tuple[str, ...], start_ts: int) -> str:
@@ -51,6 +58,13 @@ class Finding:
     window_end_ts: int
     summary: str
     evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "account_ids": list(self.account_ids)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        return cls(**{**d, "account_ids": tuple(d["account_ids"])})
 
     @classmethod
     def hit(cls, rule: str, severity: str, account_ids: tuple[str, ...], score: float,
@@ -93,6 +107,10 @@ class IncidentTracker:
                 inc.last_hit_end_ts = max(inc.last_hit_end_ts, h.window_end_ts)
                 inc.peak_score = max(inc.peak_score, h.score)
                 inc.windows_hit += 1
+                if _RANK.get(h.severity, 0) > _RANK.get(inc.first.severity, 0):
+                    inc.first = replace(inc.first, severity=h.severity, summary=h.summary,
+                                        evidence=dict(h.evidence, escalated_from=inc.first.severity))
+                    out.append(replace(inc.first, window_end_ts=h.window_end_ts, score=h.score))
         return out
 
     def resolve_due(self, now_end_ts: int) -> list[Finding]:

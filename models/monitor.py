@@ -36,9 +36,12 @@ import numpy as np
 from models.accounts import BASELINE_FEATURES, AccountTable
 from models.batch import RequestColumns
 from models.coordination import AccountSummary
+from models.corroboration import apply_policy, trust_of
 from models.dedup import DedupIndex
 from models.detectors.base import Detector, WindowContext
 from models.detectors.drift import BehaviorDrift
+from models.detectors.extraction_drift import ExtractionDrift
+from models.detectors.extraction_yield import ExtractionYield
 from models.detectors.population import PopulationOutlier
 from models.detectors.rules import (
     CredentialCompromise,
@@ -48,16 +51,13 @@ from models.detectors.rules import (
     TemplatedExtraction,
 )
 from models.features import window_features
+from models.horizon import fold, horizon_features, request_flags
 from models.incidents import Finding, IncidentTracker
 from models.peers import PeerGroups, ProfileLookup
 from models.sketches import bits_of
 from models.templates import EMPTY
+from models.timing import log_gaps
 from models.windows import WindowAccumulator, WindowSummary
-
-
-def _hash_or_zero(h: np.uint32) -> int:
-    return 0 if int(h) == 0xFFFF_FFFF else int(h)
-
 
 __all__ = ["SNAPSHOT_VERSION", "MonitorConfig", "PartitionMonitor", "Preview", "StepResult",
            "default_detectors"]
@@ -70,11 +70,17 @@ class MonitorConfig:
     window_ms: int = 60_000
     allowed_lateness_ms: int = 30_000
     warmup_windows: int = 5
-    cooldown_windows: int = 3
+    cooldown_windows: int = 10
     dedup_horizon_ms: int = 600_000
     summary_min_score: float = 0.3   # account-windows at or above go to the cross-account view
     fresh_model_after_ms: int = 3_600_000   # a model first seen this long after the stream began
     fresh_model_for_ms: int = 86_400_000    # ... counts as newly released for this long
+    # Findings on untrusted accounts travel with their summaries to the population view,
+    # which folds a cluster member's own findings into the cluster's alert (the worker sets
+    # this; without a population view, as in unit tests, findings come out of step()).
+    newcomers_via_view: bool = False
+    population_start_grace_ms: int = 1_800_000   # first seen this soon after the stream began:
+                                                 # no real "activity start" (it was already active)
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
@@ -121,6 +127,8 @@ def default_detectors(config: MonitorConfig) -> list[Detector]:
         KeyRotation(),
         CredentialCompromise(),
         ModelPivot(),
+        ExtractionYield(),
+        ExtractionDrift(),
         BehaviorDrift(warmup_windows=config.warmup_windows),
         PopulationOutlier(),
     ]
@@ -141,6 +149,7 @@ class PartitionMonitor:
     peers: PeerGroups = field(default_factory=PeerGroups)
     _windows: dict[int, WindowAccumulator] = field(default_factory=dict)
     _previewed: dict[str, int] = field(default_factory=dict)   # alert id -> its window end
+    _routed: set[str] = field(default_factory=set)    # alert ids sent via the population view
     _incidents: IncidentTracker | None = None
     _dedup: DedupIndex | None = None
 
@@ -220,6 +229,7 @@ class PartitionMonitor:
         status = b.status
         net_bits, ua_bits = bits_of(b.net_hash), bits_of(b.ua_hash)
         key_bits, model_bits = bits_of(b.key_hash), bits_of(b.model_hash)
+        asn_bits = bits_of(b.asn_hash)
         t = self.accounts
         sums = {
             "n": np.ones(len(b), dtype=np.int64),
@@ -235,10 +245,16 @@ class PartitionMonitor:
             "n_new_model": t.is_new("known_models", slots, model_bits),
         }
         sums["n_fresh_model"] = self._fresh_model(b)
+        sums["n_new_asn"] = t.is_new("known_asns", slots, asn_bits) & (b.asn_hash != 0)
+        sums["n_long"], sums["n_xlike"] = request_flags(
+            b.prompt_tokens, b.completion_tokens, b.reasoning_tokens, b.cot)
+        sums["n_gap"], lg = log_gaps(slots, b.ts, t.last_event_ts)
+        sums["gap_lg"], sums["gap_lg2"] = lg, lg * lg
         hashes = {"keys": b.key_hash, "nets": b.net_hash, "asns": b.asn_hash,
                   "uas": b.ua_hash, "models": b.model_hash,
                   "fps": np.where(b.has_fp, b.prompt_fp, np.uint64(0))}
-        bits = {"keys": key_bits, "nets": net_bits, "uas": ua_bits, "models": model_bits}
+        bits = {"keys": key_bits, "nets": net_bits, "uas": ua_bits, "models": model_bits,
+                "asns": asn_bits}
         w = self.config.window_ms
         starts = b.ts // w * w
         first = int(starts[0])
@@ -291,7 +307,7 @@ class PartitionMonitor:
         # advanced, a quiet account): incidents quiet long enough resolve all the same.
         resolved = self.incidents.resolve_due(limit // w * w)
         self.counters.alerts_resolved += len(resolved)
-        return findings + resolved
+        return findings + self._route_resolved(resolved)
 
     def advance_to(self, watermark_ts: int) -> list[Finding]:
         """Move the watermark forward without events (idle partition, end of a replay)."""
@@ -325,7 +341,13 @@ class PartitionMonitor:
         fired = [f for f in closed if f.status == "firing" and f.alert_id not in self._previewed]
         for f in fired:
             self._previewed[f.alert_id] = f.window_end_ts
-        return Preview(fired, scratch.drain_summaries())
+        summaries = scratch.drain_summaries()
+        for summary in summaries:       # findings on their way through the population view
+            for d in summary.findings:
+                if d["status"] == "firing" and d["alert_id"] not in self._previewed:
+                    self._previewed[d["alert_id"]] = int(d["window_end_ts"])
+                    self._routed.add(d["alert_id"])
+        return Preview(fired, summaries)
 
     def _close(self, acc: WindowAccumulator) -> list[Finding]:
         s = acc.close()
@@ -333,7 +355,7 @@ class PartitionMonitor:
         out: list[Finding] = []
         if len(s):
             out.extend(self._detect(s))
-        out.extend(self.incidents.resolve_due(s.end_ts))
+        out.extend(self._route_resolved(self.incidents.resolve_due(s.end_ts)))
         for f in out:
             if f.status == "firing":
                 self.counters.alerts_firing += 1
@@ -346,6 +368,9 @@ class PartitionMonitor:
         feats = window_features(s)
         slots = s.slots
         ids, first_seen = t.ids_of(slots), t.first_seen_ts[slots]
+        fold(t.horizon, t.horizon_end, slots, s.end_ts, s.counters)
+        feats.update(horizon_features(t.horizon[slots]))
+        trusted, untrusted = trust_of(self.profiles, ids, s.end_ts, first_seen)
         ctx = WindowContext(
             summary=s, features=feats, account_ids=ids,
             windows_seen=t.windows_seen[slots].copy(),
@@ -354,9 +379,9 @@ class PartitionMonitor:
             baseline_std=np.sqrt(t.ew_var[slots]),
             warmup_windows=self.config.warmup_windows,
             peer_group=self.peers.assign(ids, s.end_ts, first_seen, self.profiles),
-            peers=self.peers,
+            peers=self.peers, trusted=trusted, untrusted=untrusted,
         )
-        hits = [h for d in self.detectors for h in d.detect(ctx)]
+        hits = apply_policy([h for d in self.detectors for h in d.detect(ctx)], trusted)
         findings = [
             Finding.hit(h.rule, h.severity, (ctx.account_ids[h.row],), h.score, h.threshold,
                         s.start_ts, s.end_ts, h.summary, h.evidence)
@@ -365,27 +390,72 @@ class PartitionMonitor:
         fired = self.incidents.observe(findings)
         if self._previewed:    # already sent by a preview of this window: not again
             fired = [f for f in fired if self._previewed.pop(f.alert_id, None) is None]
-        self._summarise(s, feats, ctx)
+        routed: dict[str, list[Finding]] = {}
+        if self.config.newcomers_via_view and fired:
+            untrusted_ids = {ids[r] for r in np.flatnonzero(untrusted).tolist()}
+            keep = []
+            for f in fired:
+                if len(f.account_ids) == 1 and f.account_ids[0] in untrusted_ids:
+                    routed.setdefault(f.account_ids[0], []).append(f)
+                    self._routed.add(f.alert_id)
+                else:
+                    keep.append(f)
+            fired = keep
+        self._summarise(s, feats, ctx, untrusted, routed)
         baseline = np.column_stack([feats[name] for name in BASELINE_FEATURES])
         t.observe_window(slots, s.end_ts, s.bitmaps, baseline)
         return fired
 
-    def _summarise(self, s: WindowSummary, feats: dict[str, np.ndarray], ctx: WindowContext) -> None:
-        rows = np.flatnonzero((feats["extraction_score"] >= self.config.summary_min_score)
-                              & (feats["requests"] >= 2))
+    def _summarise(self, s: WindowSummary, feats: dict[str, np.ndarray], ctx: WindowContext,
+                   untrusted: np.ndarray, routed: dict[str, list[Finding]]) -> None:
+        """Summaries for the population view: every untrusted account's window, and any
+        window that looks even mildly like extraction."""
+        rows = np.flatnonzero(((feats["extraction_score"] >= self.config.summary_min_score)
+                               & (feats["requests"] >= 2)) | untrusted)
         if len(rows) == 0:
             return
-        rep = s.fp_sample[:, 0]
-        first_seen = self.accounts.first_seen_ts[s.slots]
-        for r in rows.tolist():
-            fp = int(rep[r])
+        ids = ctx.account_ids
+        first_seen = self.accounts.first_seen_ts[s.slots[rows]]
+        grace = self.stream_start_ts + self.config.population_start_grace_ms
+        active_from = np.where(first_seen >= grace, first_seen, 0).tolist()
+        tpl = s.fp_sample[rows, 0]
+        tpl = np.where(tpl == EMPTY, np.uint64(0), tpl).tolist()
+        mins = {k: s.min_hashes[k][rows] for k in ("nets", "uas", "asns")}
+        net, ua, asn = (np.where(v == 0xFFFF_FFFF, 0, v).tolist() for v in mins.values())
+        n_req = feats["requests"][rows].astype(np.int64).tolist()
+        score = np.round(feats["extraction_score"][rows], 4).tolist()
+        xlike = np.round(feats["xlike_share"][rows], 4).tolist()
+        seen = ctx.windows_seen[rows].tolist()
+        for i, r in enumerate(rows.tolist()):
+            acc = ids[r]
+            mine = routed.pop(acc, ())
             self.outbox.append(AccountSummary(
-                ctx.account_ids[r], s.start_ts, s.end_ts, int(feats["requests"][r]),
-                round(float(feats["extraction_score"][r]), 4),
-                template_fp=0 if fp == int(EMPTY) else fp,
-                net=_hash_or_zero(s.min_hashes["nets"][r]), ua=_hash_or_zero(s.min_hashes["uas"][r]),
-                asn=_hash_or_zero(s.min_hashes["asns"][r]), first_seen_ts=int(first_seen[r]),
-                windows_seen=int(ctx.windows_seen[r])))
+                acc, s.start_ts, s.end_ts, n_req[i], score[i], template_fp=tpl[i], net=net[i],
+                ua=ua[i], asn=asn[i], first_seen_ts=int(first_seen[i]), windows_seen=seen[i],
+                xlike=xlike[i], active_from_ts=active_from[i],
+                findings=tuple(f.to_dict() for f in mine)))
+        for acc, mine in routed.items():     # (every untrusted row has a summary; defensive)
+            self.outbox.append(self._carrier(acc, s.start_ts, s.end_ts, mine))
+
+    @staticmethod
+    def _carrier(account: str, start: int, end: int, findings: list[Finding]) -> AccountSummary:
+        """A summary that only carries findings to the population view."""
+        return AccountSummary(account, start, end, 0, 0.0,
+                              findings=tuple(f.to_dict() for f in findings))
+
+    def _route_resolved(self, findings: list[Finding]) -> list[Finding]:
+        """Resolutions of incidents that went out through the population view go the same way."""
+        if not self._routed:
+            return findings
+        out = []
+        for f in findings:
+            if f.status == "resolved" and f.alert_id in self._routed:
+                self._routed.discard(f.alert_id)
+                self.outbox.append(self._carrier(f.account_ids[0], f.window_end_ts - self.config.window_ms,
+                                                 f.window_end_ts, [f]))
+            else:
+                out.append(f)
+        return out
 
     def drain_summaries(self) -> list[AccountSummary]:
         out, self.outbox = self.outbox, []
@@ -406,6 +476,7 @@ class PartitionMonitor:
             "model_first_seen": [[k, v] for k, v in sorted(self.model_first_seen.items())],
             "peer_groups": self.peers.to_dict(),
             "previewed": [[k, v] for k, v in sorted(self._previewed.items())],
+            "routed": sorted(self._routed),
             "dedup_from_offset": (self.dedup.rebuild_from_offset()
                                   if self.dedup.rebuild_from_offset() is not None
                                   else self.dedup_rebuild_from),
@@ -431,6 +502,7 @@ class PartitionMonitor:
         if "peer_groups" in d:      # snapshots written before peer groups have none
             m.peers = PeerGroups.from_dict(d["peer_groups"])
         m._previewed = {str(k): int(v) for k, v in d.get("previewed", [])}
+        m._routed = set(d.get("routed", []))
         for det in m.detectors:
             state = d["detectors"].get(det.rule)
             if state is not None and hasattr(det, "load_dict"):

@@ -23,16 +23,21 @@ import numpy as np
 from models.sketches import bits_of
 from models.templates import EMPTY, SAMPLE_K, merge_sample
 
-__all__ = ["BITMAPS", "COUNTERS", "WindowAccumulator", "WindowSummary"]
+__all__ = ["BITMAPS", "COUNTERS", "FLOAT_COUNTERS", "WindowAccumulator", "WindowSummary"]
 
 COUNTERS = (
     "n", "prompt_tokens", "completion_tokens", "reasoning_tokens", "n_ok", "n_429", "n_error",
     "n_cot", "n_logprobs", "n_logit_bias", "n_fp", "n_new_net", "n_new_ua", "n_new_key", "n_fresh_model",
-    "n_new_model",
+    "n_new_model", "n_new_asn", "n_long", "n_xlike", "n_gap", "gap_lg", "gap_lg2",
 )
+FLOAT_COUNTERS = ("gap_lg", "gap_lg2")    # sums of ln(gap ms) and its square: float64
 BITMAPS = ("keys", "nets", "asns", "uas", "models", "fps")
 MIN_HASHES = ("nets", "asns", "uas")   # smallest hash seen: an order-independent identity
 _NO_HASH = np.uint32(0xFFFF_FFFF)
+
+
+def _dtype(counter: str) -> type:
+    return np.float64 if counter in FLOAT_COUNTERS else np.int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,7 @@ class WindowSummary:
     start_ts: int
     end_ts: int
     slots: np.ndarray                      # int64 account slots with n > 0, ascending
-    counters: dict[str, np.ndarray]        # COUNTERS -> int64
+    counters: dict[str, np.ndarray]        # COUNTERS -> int64 (FLOAT_COUNTERS: float64)
     bitmaps: dict[str, np.ndarray]         # BITMAPS -> uint64 sketches
     first_ts: np.ndarray                   # int64: earliest event of each account
     last_ts: np.ndarray
@@ -69,7 +74,7 @@ class WindowAccumulator:
 
     def __post_init__(self) -> None:
         if not self.counters:
-            self.counters = {k: np.zeros(self.capacity, dtype=np.int64) for k in COUNTERS}
+            self.counters = {k: np.zeros(self.capacity, dtype=_dtype(k)) for k in COUNTERS}
             self.bitmaps = {k: np.zeros(self.capacity, dtype=np.uint64) for k in BITMAPS}
             self.first_ts = np.full(self.capacity, np.iinfo(np.int64).max, dtype=np.int64)
             self.last_ts = np.zeros(self.capacity, dtype=np.int64)
@@ -79,9 +84,9 @@ class WindowAccumulator:
     def _grow(self, needed: int) -> None:
         new = max(needed, 2 * self.capacity, 64)
         pad = new - self.capacity
-        for d, dtype in ((self.counters, np.int64), (self.bitmaps, np.uint64)):
+        for d in (self.counters, self.bitmaps):
             for k, v in d.items():
-                d[k] = np.concatenate([v, np.zeros(pad, dtype=dtype)])
+                d[k] = np.concatenate([v, np.zeros(pad, dtype=v.dtype)])
         self.first_ts = np.concatenate([self.first_ts, np.full(pad, np.iinfo(np.int64).max)])
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, dtype=np.int64)])
         self.fp_sample = np.concatenate(
@@ -105,7 +110,8 @@ class WindowAccumulator:
         m = len(uniq)
         for name, values in sums.items():
             totals = np.bincount(inv, weights=values, minlength=m)
-            self.counters[name][uniq] += totals.astype(np.int64)
+            col = self.counters[name]
+            col[uniq] += totals.astype(col.dtype)
         for name, values in hashes.items():
             words = np.zeros(m, dtype=np.uint64)
             np.bitwise_or.at(words, inv, bits[name] if bits and name in bits else bits_of(values))
@@ -159,7 +165,8 @@ class WindowAccumulator:
         cap = int(slots.max()) + 1 if len(slots) else 0
         acc = cls(int(d["start_ts"]), int(d["end_ts"]), capacity=cap)
         for k in COUNTERS:
-            acc.counters[k][slots] = np.frombuffer(d["counters"][k], dtype=np.int64)
+            if k in d["counters"]:     # snapshots from before a counter existed: zeros
+                acc.counters[k][slots] = np.frombuffer(d["counters"][k], dtype=_dtype(k))
         for k in BITMAPS:
             acc.bitmaps[k][slots] = np.frombuffer(d["bitmaps"][k], dtype=np.uint64)
         acc.first_ts[slots] = np.frombuffer(d["first_ts"], dtype=np.int64)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import is_not
 
-import msgspec
 import numpy as np
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -46,11 +45,12 @@ from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
 from streams.columns import ColumnBuilder
 from streams.crash_journal import JournalEntry, PartitionGuard
+from streams.pipeline import encode_summaries, fold_batch
 from streams.records import Rejection, dead_letter
 from streams.settings import Settings
 from streams.state_store import SnapshotStore
 
-__all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert"]
+__all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert", "monitor_config"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,18 @@ def finding_to_alert(f: Finding, detected_at_ms: int) -> Alert:
     )
 
 
+def monitor_config(settings: Settings) -> MonitorConfig:
+    """The partition monitors' configuration, from the worker's settings."""
+    return MonitorConfig(
+        window_ms=settings.window_s * 1000,
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        warmup_windows=settings.warmup_windows,
+        cooldown_windows=settings.cooldown_windows,
+        dedup_horizon_ms=settings.dedup_horizon_s * 1000,
+        newcomers_via_view=True,
+    )
+
+
 class DetectionEngine:
     """Owns the consumer, the producers and one :class:`PartitionMonitor` per partition."""
 
@@ -136,13 +148,7 @@ class DetectionEngine:
         self._guards: dict[int, PartitionGuard] = {}     # partitions in careful mode
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
         self._builder = ColumnBuilder()
-        self._config = MonitorConfig(
-            window_ms=settings.window_s * 1000,
-            allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-            warmup_windows=settings.warmup_windows,
-            cooldown_windows=settings.cooldown_windows,
-            dedup_horizon_ms=settings.dedup_horizon_s * 1000,
-        )
+        self._config = monitor_config(settings)
         self.registry = AccountRegistry(settings.broker, settings.topics.accounts)
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -378,25 +384,21 @@ class DetectionEngine:
         self._store.save_journal(p, guard.entry(None), wait=False)
 
     def _fold(self, mon: PartitionMonitor, batch: list[Message]) -> None:
-        """Decode one partition's batch, step its monitor, send what comes out."""
-        decoded = self._builder.decode(list(map(Message.value, batch)))
-        for i, rejection in decoded.rejected:
+        """Step one partition's batch (:func:`~streams.pipeline.fold_batch`), send what comes out."""
+        offsets = np.array(list(map(Message.offset, batch)), dtype=np.int64)
+        out = fold_batch(mon, self._builder, list(map(Message.value, batch)), offsets,
+                         self.registry.get)
+        for i, rejection in out.rejected:
             self._dead_letter(rejection, batch[i])
-        if len(decoded):
-            cols, kept = decoded.columns, decoded.kept
-            offsets = np.array(list(map(Message.offset, batch)), dtype=np.int64)
-            if decoded.rejected:
-                offsets = offsets[kept]
-            result = mon.step(cols, offsets)
-            for i in result.late.tolist():
-                self._dead_letter(Rejection("late", f"event time {int(cols.ts[i])} is behind the "
-                                            f"watermark {mon.watermark} by more than the allowed "
-                                            f"lateness"), batch[kept[i]])
-            self.metrics.events_counted += result.counted
-            self.metrics.duplicates += result.duplicates
-            self.metrics.late_events += len(result.late)
-            self._emit(result.findings)
-            self._forward_summaries(mon.drain_summaries())
+        for i, ts in out.late:
+            self._dead_letter(Rejection("late", f"event time {ts} is behind the watermark "
+                                        f"{mon.watermark} by more than the allowed lateness"),
+                              batch[i])
+        self.metrics.events_counted += out.counted
+        self.metrics.duplicates += out.duplicates
+        self.metrics.late_events += len(out.late)
+        self._emit(out.findings)
+        self._send_summaries(out.summaries)
 
     def _dead_letter(self, r: Rejection, m: Message) -> None:
         assert self._producer is not None
@@ -415,16 +417,13 @@ class DetectionEngine:
         self._producer.poll(0)
 
     def _forward_summaries(self, summaries: list[AccountSummary]) -> None:
-        """Suspicious account-windows go to the cross-account view (a Faust agent)."""
-        if not summaries:
-            return
+        self._send_summaries(encode_summaries(summaries, self.registry.get))
+
+    def _send_summaries(self, encoded: list[tuple[str, bytes]]) -> None:
+        """Account summaries go to the population view (a Faust agent)."""
         topic = self.settings.coordination_topic
-        get = self.registry.get
-        for s in summaries:
-            rec = get(s.account_id)
-            if rec is not None:
-                s = s.with_account(rec.payment_fp, rec.created_ts)
-            self._produce(topic, s.account_id, msgspec.msgpack.encode(s.to_dict()))
+        for key, value in encoded:
+            self._produce(topic, key, value)
 
     def _emit(self, findings: list[Finding]) -> None:
         if not findings:

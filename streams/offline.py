@@ -1,7 +1,11 @@
-"""Run the detectors over recorded events without Kafka: for tuning, tests and analysts.
+"""Detection over recorded events without Kafka, on the worker's own code path.
 
-Events are split over ``partitions`` monitors by account (like the topic's key
-partitioning), decoded and validated exactly as the worker does, and fed in batches.
+Events are split over ``partitions`` partition monitors the way a producer keying by
+``account_id`` splits the topic (librdkafka's default partitioner: CRC32 of the key), and
+each partition's batches go through :func:`~streams.pipeline.fold_batch` — the worker's
+decode, monitor step and summary encoding. The encoded summaries feed a
+:class:`~streams.cross_account.CrossAccountView` exactly as the summaries topic does. Used by
+``xwatch detect``, ``xwatch evaluate --scenario`` and the detection tests.
 """
 
 from __future__ import annotations
@@ -10,56 +14,71 @@ import time
 import zlib
 from collections.abc import Iterable
 
-from models.coordination import CoordinationDetector
+import msgspec
+
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.alerts import Alert
 from streams.columns import ColumnBuilder
-from streams.engine import finding_to_alert
-from streams.records import AccountRecord, EventDecoder, RequestEvent
+from streams.cross_account import CrossAccountView
+from streams.engine import finding_to_alert, monitor_config
+from streams.pipeline import encode_summaries, fold_batch
+from streams.records import AccountRecord
+from streams.settings import Settings
 
-__all__ = ["detect_offline"]
+__all__ = ["detect_offline", "partition_of"]
+
+
+class _Key(msgspec.Struct):
+    account_id: str = ""
+
+
+_key_of = msgspec.json.Decoder(_Key).decode
+
+
+def partition_of(value: bytes, partitions: int) -> int:
+    """The partition a producer keying by ``account_id`` would pick (0 when unreadable)."""
+    try:
+        key = _key_of(value).account_id
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return 0
+    return zlib.crc32(key.encode()) % partitions
 
 
 def detect_offline(values: Iterable[bytes], config: MonitorConfig | None = None,
                    partitions: int = 4, batch_size: int = 10_000,
-                   accounts: Iterable[AccountRecord] = ()) -> list[Alert]:
-    """Alerts the worker would emit for these raw event values (end of input flushes).
+                   accounts: Iterable[AccountRecord] = (),
+                   settings: Settings | None = None) -> list[Alert]:
+    """Alerts the worker would emit for these raw event values (the end of input flushes).
 
-    ``accounts`` plays the part of the account stream (payment fingerprints, ages, tiers)."""
+    ``accounts`` plays the part of the account stream (payment fingerprints, ages, tiers);
+    ``config`` defaults to the worker's (:func:`~streams.engine.monitor_config`)."""
+    settings = settings or Settings()
     registry = {r.account_id: r for r in accounts}
-    config = config or MonitorConfig()
+    config = config or monitor_config(settings)
     monitors = [PartitionMonitor(config, profiles=registry.get) for _ in range(partitions)]
-    pending: list[list[RequestEvent]] = [[] for _ in range(partitions)]
-    decoder, builder = EventDecoder(), ColumnBuilder()
+    pending: list[list[bytes]] = [[] for _ in range(partitions)]
+    builder = ColumnBuilder()
+    view = CrossAccountView(settings)
     findings: list[Finding] = []
-    coordination = CoordinationDetector(config.window_ms, cooldown_windows=config.cooldown_windows)
-
-    def cross_account(p: int) -> None:
-        for s in monitors[p].drain_summaries():
-            rec = registry.get(s.account_id)
-            coordination.add(s if rec is None else s.with_account(rec.payment_fp, rec.created_ts))
-        findings.extend(coordination.close_ready())
 
     def drain(p: int) -> None:
         if pending[p]:
-            cols = builder.build(pending[p])   # drops what the worker sends to the DLQ
-            findings.extend(monitors[p].step(cols).findings)
+            out = fold_batch(monitors[p], builder, pending[p], None, registry.get)  # type: ignore[arg-type]
+            findings.extend(out.findings)
+            findings.extend(view.add([v for _, v in out.summaries]))
             pending[p] = []
-        cross_account(p)
 
     for raw in values:
-        ev = decoder.decode(raw)
-        if not isinstance(ev, RequestEvent):
-            continue
-        p = zlib.crc32(ev.account_id.encode()) % partitions
-        pending[p].append(ev)
+        p = partition_of(raw, partitions)
+        pending[p].append(raw)
         if len(pending[p]) >= batch_size:
             drain(p)
     for p in range(partitions):
         drain(p)
         findings.extend(monitors[p].flush())
-        cross_account(p)
-    findings.extend(coordination.flush())
+        findings.extend(view.add([v for _, v in encode_summaries(monitors[p].drain_summaries(),
+                                                                  registry.get)]))
+    findings.extend(view.flush())
     now = int(time.time() * 1000)
     return [finding_to_alert(f, now) for f in findings]

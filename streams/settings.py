@@ -41,7 +41,7 @@ class Settings:
     dedup_horizon_s: int = 600           # event_id duplicates within this horizon are dropped
     # detection
     warmup_windows: int = 5              # windows of history before an account alerts on its baseline
-    cooldown_windows: int = 3            # quiet windows before an incident is resolved
+    cooldown_windows: int = 10           # quiet windows before an incident is resolved
     # batching
     batch_max: int = 10_000
     batch_timeout_s: float = 0.1

@@ -28,6 +28,8 @@ class WindowContext:
     warmup_windows: int
     peer_group: np.ndarray | None = None  # int per row: (tier, age band) id, see models.peers
     peers: PeerGroups | None = None       # names those ids
+    trusted: np.ndarray | None = None     # bool per row: verified and 30+ days old
+    untrusted: np.ndarray | None = None   # bool per row: no record, unverified or < 3 days old
 
     @property
     def start_ts(self) -> int:
@@ -40,6 +42,17 @@ class WindowContext:
     @property
     def warmed_up(self) -> np.ndarray:
         return self.windows_seen >= self.warmup_windows
+
+    def is_untrusted(self) -> np.ndarray:
+        """Untrusted rows (all of them when the monitor has no account information)."""
+        if self.untrusted is None:
+            return np.ones(len(self.account_ids), dtype=bool)
+        return self.untrusted
+
+    def is_trusted(self) -> np.ndarray:
+        if self.trusted is None:
+            return np.zeros(len(self.account_ids), dtype=bool)
+        return self.trusted
 
     def slot(self, row: int) -> int:
         return int(self.summary.slots[row])

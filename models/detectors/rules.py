@@ -19,7 +19,8 @@ class TemplatedExtraction:
     Fires when most sampled prompts are near-duplicates (SimHash within a few bits), the
     completions are long, and a real share of requests asks for chain-of-thought or returns
     reasoning tokens. Honest templated batch jobs (summaries, classification) are short on
-    the last two.
+    the last two, and few-shot evaluation prompts are as long as their answers (so the
+    answers must be at least ``min_out_in`` times the prompt).
     """
 
     rule = "templated_extraction"
@@ -28,7 +29,7 @@ class TemplatedExtraction:
 
     def __init__(self, min_requests: int = 30, min_neardup: float = 0.6,
                  min_completion_tokens: float = 400.0, min_reasoning: float = 0.25,
-                 threshold: float = 0.6) -> None:
+                 threshold: float = 0.6, min_out_in: float = 2.0) -> None:
         if min_requests < 1:
             raise ValueError("min_requests must be >= 1")
         self.min_requests = min_requests
@@ -36,12 +37,14 @@ class TemplatedExtraction:
         self.min_completion_tokens = min_completion_tokens
         self.min_reasoning = min_reasoning
         self.threshold = threshold
+        self.min_out_in = min_out_in    # few-shot eval prompts are long; distillers want output
 
     def detect(self, ctx: WindowContext) -> list[Hit]:
         f = ctx.features
         score = f["extraction_score"]
         gate = ((f["requests"] >= self.min_requests) & (f["neardup_share"] >= self.min_neardup)
                 & (f["completion_tokens_per_req"] >= self.min_completion_tokens)
+                & (f["out_in_ratio"] >= self.min_out_in)
                 & (np.maximum(f["cot_share"], f["reasoning_share"]) >= self.min_reasoning)
                 & (score >= self.threshold))
         hits = []
@@ -118,24 +121,35 @@ class KeyRotation:
 
 
 class CredentialCompromise:
-    """An established account suddenly used from new networks and user agents, at volume."""
+    """An established account suddenly used, at volume, from networks of an operator (ASN) it
+    never used, pulling long answers: a stolen or resold key.
+
+    A new address, or a new /24 of the customer's own cloud, is no tell (mobile apps, CI
+    runners and new deployments show them every day): the networks must belong to an ASN
+    the account never used. Short answers (apps, CI tests) are no tell either."""
 
     rule = "credential_compromise"
-    _EVIDENCE = ("requests", "rate_per_min", "new_net_share", "new_ua_share", "distinct_nets")
+    _EVIDENCE = ("requests", "rate_per_min", "new_asn_share", "new_net_share", "new_ua_share",
+                 "long_answer_share")
 
     def __init__(self, min_new_share: float = 0.5, min_rate_ratio: float = 3.0,
-                 min_requests: int = 30) -> None:
+                 min_requests: int = 30, min_long_share: float = 0.3,
+                 min_completion_tokens: float = 400.0) -> None:
+        self.min_completion_tokens = min_completion_tokens
         self.min_new_share = min_new_share
         self.min_rate_ratio = min_rate_ratio
         self.min_requests = min_requests
+        self.min_long_share = min_long_share
 
     def detect(self, ctx: WindowContext) -> list[Hit]:
         f = ctx.features
         base_rate = np.maximum(ctx.baseline_mean[:, 0], 1e-9)
         ratio = f["rate_per_min"] / base_rate
         gate = (ctx.warmed_up & (f["requests"] >= self.min_requests)
-                & (f["new_net_share"] >= self.min_new_share)
-                & (f["new_ua_share"] >= self.min_new_share) & (ratio >= self.min_rate_ratio))
+                & (f["new_asn_share"] >= self.min_new_share)
+                & ((f["long_answer_share"] >= self.min_long_share)
+                   | (f["completion_tokens_per_req"] >= self.min_completion_tokens))
+                & (ratio >= self.min_rate_ratio))
         hits = []
         for row in np.flatnonzero(gate).tolist():
             ev = feature_evidence(ctx, row, self._EVIDENCE)
@@ -143,8 +157,9 @@ class CredentialCompromise:
             hits.append(Hit(
                 self.rule, "critical", row, float(ratio[row]), self.min_rate_ratio,
                 f"Established account sending {ratio[row]:.1f}x its usual rate, "
-                f"{f['new_net_share'][row]:.0%} from networks and {f['new_ua_share'][row]:.0%} "
-                f"from user agents it never used: its key is likely stolen or resold.", ev))
+                f"{f['new_asn_share'][row]:.0%} from network operators (ASNs) it never used, "
+                f"{f['long_answer_share'][row]:.0%} long answers: its key is likely stolen or "
+                f"resold.", ev))
         return hits
 
 
@@ -153,25 +168,30 @@ class ModelPivot:
     released during observation (campaigns retarget new models within hours)."""
 
     rule = "model_pivot"
-    _EVIDENCE = ("requests", "fresh_model_share", "extraction_score", "neardup_share",
-                 "completion_tokens_per_req")
+    _EVIDENCE = ("requests", "fresh_model_share", "h_fresh_model_share", "extraction_score",
+                 "xlike_share", "neardup_share", "completion_tokens_per_req")
 
-    def __init__(self, min_fresh_share: float = 0.6, min_score: float = 0.45,
-                 min_requests: int = 20, min_history_windows: int = 3) -> None:
+    def __init__(self, min_fresh_share: float = 0.5, min_score: float = 0.45,
+                 min_requests: int = 5, min_history_windows: int = 3,
+                 min_xlike_share: float = 0.3) -> None:
         self.min_fresh_share = min_fresh_share
         self.min_score = min_score
         self.min_requests = min_requests
         self.min_history_windows = min_history_windows
+        self.min_xlike_share = min_xlike_share
 
     def detect(self, ctx: WindowContext) -> list[Hit]:
+        # Shares over the account's recent hours (models.horizon), not one window: a
+        # one-minute share bounces around any threshold and the incident would flap.
         f = ctx.features
         gate = ((f["requests"] >= self.min_requests)
                 & (ctx.windows_seen >= self.min_history_windows)
-                & (f["fresh_model_share"] >= self.min_fresh_share)
-                & (f["extraction_score"] >= self.min_score))
+                & (f["h_fresh_model_share"] >= self.min_fresh_share)
+                & ((f["extraction_score"] >= self.min_score)
+                   | (f["xlike_share"] >= self.min_xlike_share)))
         return [
-            Hit(self.rule, "warning", row, float(f["fresh_model_share"][row]), self.min_fresh_share,
-                f"{f['fresh_model_share'][row]:.0%} of this account's requests moved to a newly "
+            Hit(self.rule, "warning", row, float(f["h_fresh_model_share"][row]), self.min_fresh_share,
+                f"{f['h_fresh_model_share'][row]:.0%} of this account's recent requests moved to a newly "
                 f"released model, with extraction-like traffic (score "
                 f"{f['extraction_score'][row]:.2f}): a campaign retargeting the new model.",
                 feature_evidence(ctx, row, self._EVIDENCE))
