@@ -759,6 +759,9 @@ SCENARIOS: dict[str, ScenarioSpec] = {
        for kind, make in _ATTACKS.items()},
     "full": ScenarioSpec(_FULL, 21_600, description="6 hours: benign background, every campaign "
                          "and every confounder"),
+    # built by streams.scenarios.wild.build_wild (see build_scenario), not from actors
+    "wild": ScenarioSpec((), 14_400, 250, 60.0, description="4 hours, randomised per seed: ServeGen "
+                         "background, 10 attack kinds and 7 confounder kinds (streams/scenarios/wild.py)"),
 }
 
 
@@ -770,6 +773,9 @@ def build_scenario(name: str = "demo", seed: int = 7, start_ts: int = 1_767_225_
     ``demo``: benign population + one solo extraction campaign starting a third of the way in."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(sorted(SCENARIOS))}")
+    if name == "wild":
+        from streams.scenarios.wild import build_wild
+        return build_wild(seed, start_ts, duration_s, accounts, total_rate)
     spec = SCENARIOS[name]
     duration_s = spec.duration_s if duration_s is None else duration_s
     accounts = spec.accounts if accounts is None else accounts
