@@ -101,7 +101,8 @@ class AccountTable:
         self.known_uas[slots] |= bitmaps["uas"]
         self.known_keys[slots] |= bitmaps["keys"]
         self.known_models[slots] |= bitmaps["models"]
-        self.known_asns[slots] |= bitmaps["asns"]
+        if "asns" in bitmaps:
+            self.known_asns[slots] |= bitmaps["asns"]
         first = self.windows_seen[slots] == 0
         mean = self.ew_mean[slots]
         var = self.ew_var[slots]

@@ -79,6 +79,7 @@ class MonitorConfig:
     # which folds a cluster member's own findings into the cluster's alert (the worker sets
     # this; without a population view, as in unit tests, findings come out of step()).
     newcomers_via_view: bool = False
+    corroboration: bool = True     # the severity policy of models.corroboration (off: raw hits)
     population_start_grace_ms: int = 1_800_000   # first seen this soon after the stream began:
                                                  # no real "activity start" (it was already active)
 
@@ -381,7 +382,9 @@ class PartitionMonitor:
             peer_group=self.peers.assign(ids, s.end_ts, first_seen, self.profiles),
             peers=self.peers, trusted=trusted, untrusted=untrusted,
         )
-        hits = apply_policy([h for d in self.detectors for h in d.detect(ctx)], trusted)
+        hits = [h for d in self.detectors for h in d.detect(ctx)]
+        if self.config.corroboration:
+            hits = apply_policy(hits, trusted)
         findings = [
             Finding.hit(h.rule, h.severity, (ctx.account_ids[h.row],), h.score, h.threshold,
                         s.start_ts, s.end_ts, h.summary, h.evidence)

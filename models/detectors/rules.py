@@ -171,8 +171,8 @@ class ModelPivot:
     _EVIDENCE = ("requests", "fresh_model_share", "h_fresh_model_share", "extraction_score",
                  "xlike_share", "neardup_share", "completion_tokens_per_req")
 
-    def __init__(self, min_fresh_share: float = 0.5, min_score: float = 0.45,
-                 min_requests: int = 5, min_history_windows: int = 3,
+    def __init__(self, min_fresh_share: float = 0.6, min_score: float = 0.45,
+                 min_requests: int = 20, min_history_windows: int = 3,
                  min_xlike_share: float = 0.3) -> None:
         self.min_fresh_share = min_fresh_share
         self.min_score = min_score
@@ -181,17 +181,15 @@ class ModelPivot:
         self.min_xlike_share = min_xlike_share
 
     def detect(self, ctx: WindowContext) -> list[Hit]:
-        # Shares over the account's recent hours (models.horizon), not one window: a
-        # one-minute share bounces around any threshold and the incident would flap.
         f = ctx.features
         gate = ((f["requests"] >= self.min_requests)
                 & (ctx.windows_seen >= self.min_history_windows)
-                & (f["h_fresh_model_share"] >= self.min_fresh_share)
+                & (f["fresh_model_share"] >= self.min_fresh_share)
                 & ((f["extraction_score"] >= self.min_score)
                    | (f["xlike_share"] >= self.min_xlike_share)))
         return [
-            Hit(self.rule, "warning", row, float(f["h_fresh_model_share"][row]), self.min_fresh_share,
-                f"{f['h_fresh_model_share'][row]:.0%} of this account's recent requests moved to a newly "
+            Hit(self.rule, "warning", row, float(f["fresh_model_share"][row]), self.min_fresh_share,
+                f"{f['fresh_model_share'][row]:.0%} of this account's requests moved to a newly "
                 f"released model, with extraction-like traffic (score "
                 f"{f['extraction_score'][row]:.2f}): a campaign retargeting the new model.",
                 feature_evidence(ctx, row, self._EVIDENCE))

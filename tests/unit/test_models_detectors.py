@@ -38,6 +38,7 @@ class Stream:
 
     def add(self, account: str, t0: int, t1: int, n: int, *, keys: list[int] | None = None,
             nets: list[int] | None = None, uas: list[int] | None = None,
+            asns: list[int] | None = None,
             templated: bool = False, completion: tuple[int, int] = (150, 300),
             prompt: tuple[int, int] = (200, 400), reasoning: float = 0.0, cot: float = 0.0,
             logprobs: float = 0.0, logit_bias: float = 0.0, share_429: float = 0.0,
@@ -63,7 +64,7 @@ class Stream:
             prompt_tokens=rng.integers(*prompt, n), completion_tokens=comp,
             reasoning_tokens=(comp * reasoning).astype(np.int64),
             status=np.where(rng.random(n) < share_429, 429, 200),
-            key_hash=pick(keys, h), net_hash=pick(nets, h + 2), asn_hash=np.full(n, 3),
+            key_hash=pick(keys, h), net_hash=pick(nets, h + 2), asn_hash=pick(asns, 3),
             ua_hash=pick(uas, h + 4), model_hash=np.full(n, model), prompt_fp=fps,
             has_fp=np.ones(n, bool), cot=rng.random(n) < cot,
             logprobs=rng.random(n) < logprobs, logit_bias=rng.random(n) < logit_bias))
@@ -88,9 +89,19 @@ class Stream:
         return RequestColumns.from_lists(**out)
 
 
+# These tests look at each detector's own hits: a short hysteresis, no severity policy, and
+# the detectors that read one window (the long-horizon ones have their own tests).
+CFG = MonitorConfig(cooldown_windows=3, corroboration=False)
+LONG_HORIZON = {"extraction_yield", "extraction_drift"}
+
+
+def monitor(cfg: MonitorConfig = CFG) -> PartitionMonitor:
+    return PartitionMonitor(cfg, [d for d in default_detectors(cfg) if d.rule not in LONG_HORIZON])
+
+
 def run(cols: RequestColumns, cfg: MonitorConfig | None = None,
         monitor: PartitionMonitor | None = None) -> list[Finding]:
-    m = monitor or PartitionMonitor(cfg or MonitorConfig())
+    m = monitor or globals()["monitor"](cfg or CFG)
     return m.step(cols).findings + m.flush()
 
 
@@ -131,7 +142,8 @@ def test_templated_extraction_one_firing_per_incident_then_one_resolved() -> Non
     s = Stream(1).background(5, 20)
     s.add("ext", 5 * W, 10 * W, 150 * 5, templated=True, completion=(1200, 2000),
           reasoning=0.5, cot=0.7)
-    out = by_minute(s.build(), PartitionMonitor(MonitorConfig()))
+    out = [(m, f) for m, f in by_minute(s.build(), monitor())
+           if f.rule == "templated_extraction"]
     assert [(minute, *b) for (minute, _), b in zip(out, brief([f for _, f in out]),
                                                     strict=True)] == [
         (6, "firing", "templated_extraction", ("ext",), 5, 6),      # window 5 closes at 6:30
@@ -179,7 +191,8 @@ def test_key_rotation_needs_many_new_keys_and_429s() -> None:
 
 def test_credential_compromise_needs_an_established_account() -> None:
     s = Stream(5).background(3, 16, per_window=30)
-    burst = dict(nets=[31, 32, 33, 34, 35], uas=[41, 42, 43])
+    burst = dict(nets=[31, 32, 33, 34, 35], uas=[41, 42, 43], asns=[51, 52],
+                 completion=(600, 1500))
     s.add("acct", 0, 10 * W, 40 * 10, nets=[11], uas=[21])           # 10 windows of history
     s.add("acct", 10 * W, 12 * W, 200 * 2, **burst)                  # 5x, new nets and UAs
     s.add("young", 8 * W, 10 * W, 40 * 2, nets=[12], uas=[22])       # 2 windows: not warmed up
@@ -222,7 +235,7 @@ def population(seed: int) -> Stream:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_honest_big_diverse_account_fires_nothing(seed: int) -> None:
-    m = PartitionMonitor(MonitorConfig())
+    m = monitor()
     assert run(population(seed).build(), monitor=m) == []
     # the population model was warm, and "big" was scored, not skipped
     po = m.to_dict()["detectors"]["population_outlier"]
@@ -266,7 +279,7 @@ def peers(seed: int, odd: bool = True) -> tuple[Stream, dict[str, AccountProfile
 @pytest.mark.parametrize("seed", [0, 1])
 def test_population_outlier_compares_an_account_with_its_tier_and_age_peers(seed: int) -> None:
     s, profiles = peers(seed)
-    m = PartitionMonitor(MonitorConfig(), profiles=profiles.get)
+    m = PartitionMonitor(CFG, profiles=profiles.get)
     out = run(s.build(), monitor=m)
     assert brief(out) == [("firing", "population_outlier", ("odd",), 13, 14)]
     ev = out[0].evidence
@@ -291,7 +304,7 @@ def test_without_profiles_the_enterprises_page_and_the_newcomer_hides_among_them
     partition has known it: one peer group, the whole partition. The enterprises' honest
     habits stand out from it, and "odd" does what four others do."""
     s, _ = peers(seed)
-    m = PartitionMonitor(MonitorConfig())
+    m = monitor()
     fired = [f for f in run(s.build(), monitor=m) if f.status == "firing"]
     assert sorted(f.account_ids[0] for f in fired) == ["ent-0", "ent-1", "ent-2", "ent-3"]
     assert {f.rule for f in fired} == {"population_outlier"}
@@ -308,7 +321,7 @@ def test_population_outlier_falls_back_to_the_population_for_a_new_peer_group() 
     profiles["odd"] = AccountProfile("trial", -5 * HOUR)
     s.add("odd", 12 * W, 16 * W, 35 * 4, cot=1.0, logprobs=1.0, logit_bias=0.3,
           keys=list(range(200, 230)))
-    out = run(s.build(), monitor=PartitionMonitor(MonitorConfig(), profiles=profiles.get))
+    out = run(s.build(), monitor=PartitionMonitor(CFG, profiles=profiles.get))
     fired = [f for f in out if f.status == "firing"]
     assert [f.account_ids for f in fired] == [("odd",)]
     ev = fired[0].evidence
@@ -326,7 +339,7 @@ def test_behavior_drift_on_own_baseline() -> None:
     s.add("always-high", 0, 24 * W, 40 * 24, **high)          # its own normal: no drift
     s.add("young-high", 10 * W, 14 * W, 40 * 4, **high)       # never warmed up
     spy = Spy()
-    m = PartitionMonitor(MonitorConfig(), detectors=[*default_detectors(MonitorConfig()), spy])
+    m = PartitionMonitor(CFG, detectors=[*monitor().detectors, spy])
     out = run(s.build(), monitor=m)
     assert brief(out) == [("firing", "behavior_drift", ("drifter",), 13, 14),
                           ("resolved", "behavior_drift", ("drifter",), 13, 14)]
@@ -340,7 +353,7 @@ def test_behavior_drift_on_own_baseline() -> None:
 # -- event time: late events, duplicates ------------------------------------------------------------
 def spied(cfg: MonitorConfig | None = None) -> tuple[PartitionMonitor, Spy]:
     spy = Spy()
-    return PartitionMonitor(cfg or MonitorConfig(), detectors=[spy]), spy
+    return PartitionMonitor(cfg or CFG, detectors=[spy]), spy
 
 
 def test_late_events_are_returned_and_not_counted() -> None:
@@ -389,7 +402,7 @@ def mixed_stream(seed: int = 11) -> RequestColumns:
     s.add("probe", 3 * W, 5 * W, 120, completion=(1, 5), logprobs=1.0, logit_bias=0.8)
     s.add("rot", 8 * W, 9 * W, 50, keys=list(range(100, 112)), share_429=0.3)
     s.add("acct", 0, 7 * W, 35 * 7, nets=[11], uas=[21])
-    s.add("acct", 7 * W, 8 * W, 175, nets=[31, 32, 33], uas=[41, 42])
+    s.add("acct", 7 * W, 8 * W, 175, nets=[31, 32, 33], uas=[41, 42], asns=[51, 52], completion=(600, 1500))
     cols = s.build()
     rng = np.random.default_rng(seed)
     n = len(cols)
@@ -403,7 +416,7 @@ def mixed_stream(seed: int = 11) -> RequestColumns:
 
 
 def feed(cols: RequestColumns, size: int) -> tuple[list[Finding], list[int], dict[str, Any]]:
-    m = PartitionMonitor(MonitorConfig())
+    m = PartitionMonitor(MonitorConfig(cooldown_windows=3))    # every detector, the policy on
     findings: list[Finding] = []
     late: list[int] = []
     for a in range(0, len(cols), size):
@@ -428,11 +441,14 @@ def test_mixed_stream_has_every_story(
         mixed: RequestColumns,
         one_batch: tuple[list[Finding], list[int], dict[str, Any]]) -> None:
     findings, late, snap = one_batch
-    assert sorted((f.rule, f.account_ids[0], f.status) for f in findings) == sorted(
+    stories = {(f.rule, f.account_ids[0], f.status) for f in findings}
+    assert stories >= {
         (rule, acct, status) for rule, acct in [
             ("logit_probe", "probe"), ("templated_extraction", "ext"),
             ("key_rotation", "rot"), ("credential_compromise", "acct")]
-        for status in ("firing", "resolved"))
+        for status in ("firing", "resolved")}, stories
+    # the extras are the long-horizon view of the same campaigns, not of honest accounts
+    assert {acct for _, acct, _ in stories} <= {"probe", "ext", "rot", "acct"}, stories
     # late and duplicate events, by the documented rules, one event at a time
     wm, seen, ref_late, dups = -1, set(), [], 0
     for i, (t, key) in enumerate(zip(mixed.ts.tolist(), mixed.dedup_key.tolist(), strict=True)):
@@ -474,7 +490,7 @@ def test_fp_diversity_of_distinct_prompts_is_high() -> None:
 def test_incident_resolves_when_idle_partition_time_moves_on() -> None:
     s = Stream(8).add("ext", 0, 3 * W, 150 * 3, templated=True, completion=(1200, 2000),
                       reasoning=0.5, cot=0.7)
-    m = PartitionMonitor(MonitorConfig())
+    m = monitor()
     out = m.step(s.build()).findings + m.flush() + m.advance_to(20 * W)
     assert [f.status for f in out] == ["firing", "resolved"]
 

@@ -137,7 +137,7 @@ def restore(snapshot: dict[str, Any], cols: RequestColumns, end: int,
 @functools.cache
 def reference() -> tuple[list[Finding], dict[str, Any]]:
     """Findings and final snapshot of a monitor that never stopped."""
-    m = PartitionMonitor(MonitorConfig())
+    m = PartitionMonitor(MonitorConfig(corroboration=False))   # raw hits: every detector shows
     findings = steps(m, STREAM, 0, len(STREAM), 500) + m.flush()
     return findings, m.to_dict()
 
@@ -150,8 +150,10 @@ def never_stopped() -> tuple[list[Finding], dict[str, Any]]:
 def test_the_stream_exercises_every_piece_of_state(
         never_stopped: tuple[list[Finding], dict[str, Any]]) -> None:
     findings, snap = never_stopped
-    assert {(f.rule, f.account_ids[0]) for f in findings} == {
+    stories = {(f.rule, f.account_ids[0]) for f in findings}
+    assert stories >= {
         ("templated_extraction", "ext"), ("behavior_drift", "drifter"), ("logit_probe", "probe")}
+    assert {a for _, a in stories} == {"ext", "drifter", "probe"}, stories
     assert snap["detectors"]["population_outlier"]["seen"] > 250          # HST has masses
     assert len(snap["detectors"]["behavior_drift"]["slots"]) >= 14
     assert snap["counters"]["duplicates"] >= 15 and snap["counters"]["late"] >= 3
@@ -165,7 +167,7 @@ def test_monitor_restored_anywhere_continues_like_one_that_never_stopped(
     n = len(STREAM)
     cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), min_size=1, max_size=3))))
     size = data.draw(st.sampled_from([97, 500, 3000]))
-    m = PartitionMonitor(MonitorConfig())
+    m = PartitionMonitor(MonitorConfig(corroboration=False))
     findings: list[Finding] = []
     for a, b in zip([0, *cuts[:-1]], cuts, strict=True):
         findings += steps(m, STREAM, a, b, size)
@@ -191,7 +193,7 @@ def test_restore_without_the_dedup_reread_counts_resent_events_again(
             resent.append(i)
         seen.add(k)
     cut = resent[len(resent) // 2]           # the second copy of this one comes right after
-    m = PartitionMonitor(MonitorConfig())
+    m = PartitionMonitor(MonitorConfig(corroboration=False))
     steps(m, STREAM, 0, cut, 500)
     snap = m.to_dict()
     assert isinstance(snap["dedup_from_offset"], int) and 0 <= snap["dedup_from_offset"] < cut

@@ -350,6 +350,8 @@ def test_window_features_match_direct_computation(seed: int, minutes: int) -> No
         "logit_bias_share": c["n_logit_bias"] / n, "new_net_share": c["n_new_net"] / n,
         "new_ua_share": c["n_new_ua"] / n, "new_key_share": c["n_new_key"] / n,
         "new_model_share": c["n_new_model"] / n, "fresh_model_share": c["n_fresh_model"] / n,
+        "new_asn_share": c["n_new_asn"] / n, "long_answer_share": c["n_long"] / n,
+        "extraction_like_share": c["n_xlike"] / n,
         "neardup_share": np.array([neardup_ref([int(x) for x in row], 12) for row in s.fp_sample]),
         "fp_diversity": np.where(c["n_fp"] > 0,
                                  np.minimum(distinct("fps") / np.maximum(c["n_fp"], 1), 1.0), 1.0),
