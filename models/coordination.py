@@ -28,8 +28,9 @@ keep their identity and never merge; after ``cooldown_windows`` windows without 
 again it is resolved.
 
 Per-account findings on untrusted accounts reach the alert topic through this view
-(:meth:`add`): a member's own finding is folded into its cluster's alert (one incident,
-one alert); any other is passed on unchanged.
+(:meth:`add`): a firing one waits ``hold_windows`` windows (a cluster may still be forming;
+the alert keeps its event time), then a member's own finding is folded into its cluster's
+alert (one incident, one alert); any other is passed on unchanged.
 
 >>> det = CoordinationDetector(window_ms=60_000, min_accounts=3)
 >>> for i in range(4):
@@ -78,6 +79,7 @@ class AccountSummary:
     xlike: float = 0.0            # extraction-like share over the account's recent hours
     active_from_ts: int = 0       # first seen, when that is a real start (0: unknown)
     findings: tuple[dict[str, Any], ...] = ()   # the account's own findings, routed here
+    more_fps: tuple[int, ...] = ()   # further sampled prompt fingerprints (other templates)
 
     @property
     def score(self) -> float:
@@ -90,8 +92,7 @@ class AccountSummary:
             weak.append(("net", f"net:{self.net}"))
         if self.ua:
             weak.append(("client", f"ua:{self.ua}:{self.asn}"))
-        if self.template_fp:
-            fp = self.template_fp
+        for fp in {self.template_fp, *self.more_fps} - {0}:
             weak += [("tpl", f"tpl{j}:{(fp >> (16 * j)) & 0xFFFF}") for j in range(4)]
         if self.created_ts:
             c = self.created_ts
@@ -112,11 +113,13 @@ class AccountSummary:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["findings"] = list(self.findings)
+        d["more_fps"] = list(self.more_fps)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountSummary:
-        return cls(**{**d, "findings": tuple(d.get("findings") or ())})
+        return cls(**{**d, "findings": tuple(d.get("findings") or ()),
+                      "more_fps": tuple(d.get("more_fps") or ())})
 
 
 @dataclass(slots=True)
@@ -135,7 +138,7 @@ class _Cluster:
 class CoordinationDetector:
     def __init__(self, window_ms: int, min_accounts: int = 5, min_score: float = 0.45,
                  cooldown_windows: int = 10, close_after_windows: int = 2,
-                 trail_ms: int = 2 * _HOUR, max_holders: int = 4096) -> None:
+                 trail_ms: int = 2 * _HOUR, max_holders: int = 4096, hold_windows: int = 5) -> None:
         if min_accounts < 2:
             raise ValueError("min_accounts must be >= 2")
         self.window_ms = window_ms
@@ -145,6 +148,9 @@ class CoordinationDetector:
         self.close_after_windows = close_after_windows
         self.trail_ms = trail_ms
         self.max_holders = max_holders
+        self.hold_windows = hold_windows
+        self._held: list[Finding] = []                     # members' findings waiting
+        self._keys_of: dict[str, list[str]] = {}           # account -> its latest link keys
         self._windows: dict[int, dict[str, AccountSummary]] = {}
         self._routed: dict[int, list[Finding]] = {}
         self._latest_end = -1
@@ -181,6 +187,12 @@ class CoordinationDetector:
         out: list[Finding] = []
         for start in self.open_windows:
             out += self._close(start)
+        out += self._route([], self._latest_end + (self.hold_windows + 1) * self.window_ms)
+        for cid in sorted(self._clusters):        # the end of input: name whoever joined since
+            c = self._clusters[cid]
+            if len(c.members) > c.sent_members:
+                c.sent_members = len(c.members)
+                out.append(self._finding(c, "firing", c.last_hit_end_ts, c.peak_score))
         return out
 
     # -- one window -------------------------------------------------------------------
@@ -192,7 +204,9 @@ class CoordinationDetector:
         for acc in sorted(summaries):
             s = summaries[acc]
             self._score[acc] = (s.score, end)
-            for k in s.link_keys():
+            keys = s.link_keys()
+            self._keys_of[acc] = keys
+            for k in keys:
                 holders = self._holders.setdefault(k, {})
                 if acc in holders or len(holders) < self.max_holders:
                     holders[acc] = end
@@ -200,7 +214,7 @@ class CoordinationDetector:
         if start // self.window_ms % 10 == 0:
             self._expire(end)
         out = self._clusters_in(sorted(touched), start, end)
-        out += self._route(routed)
+        out += self._route(routed, end)
         out += self._resolve_due(end)
         return out
 
@@ -214,6 +228,7 @@ class CoordinationDetector:
                 del self._holders[k]
         for a in [a for a, (_, t) in self._score.items() if t <= horizon and a not in self._cluster_of]:
             del self._score[a]
+            self._keys_of.pop(a, None)
 
     def _clusters_in(self, touched: list[str], start: int, end: int) -> list[Finding]:
         horizon = end - self.trail_ms
@@ -284,11 +299,20 @@ class CoordinationDetector:
         cluster.sent_members = n
         return [self._finding(cluster, "firing", end, score)]
 
-    def _route(self, routed: list[Finding]) -> list[Finding]:
-        """Members' own findings are folded into their cluster; the rest pass on."""
+    def _route(self, routed: list[Finding], end: int) -> list[Finding]:
+        """Members' own findings are folded into their cluster; the rest pass on. A firing
+        finding waits ``hold_windows`` windows first, so a cluster still forming can claim
+        it (its ``window_end_ts``, the detection's event time, is not changed by the wait)."""
+        self._held.extend(f for f in routed if f.status == "firing")
+        due = [f for f in self._held if f.window_end_ts + self.hold_windows * self.window_ms <= end]
+        if not due and not routed:
+            return []
+        self._held = [f for f in self._held if f.window_end_ts + self.hold_windows * self.window_ms > end]
         out = []
-        for f in routed:
+        for f in due + [f for f in routed if f.status != "firing"]:
             cid = self._cluster_of.get(f.account_ids[0]) if len(f.account_ids) == 1 else None
+            if f.status == "firing" and cid is None and len(f.account_ids) == 1:
+                cid = self._adopt(f.account_ids[0], end)
             if f.status == "firing" and cid is not None:
                 self._absorbed.add(f.alert_id)
                 self._clusters[cid].absorbed += 1
@@ -296,8 +320,27 @@ class CoordinationDetector:
             if f.status == "resolved" and f.alert_id in self._absorbed:
                 self._absorbed.discard(f.alert_id)
                 continue
+            if f.status == "resolved" and any(h.alert_id == f.alert_id for h in self._held):
+                self._held = [h for h in self._held if h.alert_id != f.alert_id]   # never sent
+                continue
             out.append(f)
         return out
+
+    def _adopt(self, account: str, end: int) -> str | None:
+        """Two weak signals combine: an account with a finding of its own that shares any
+        linking key with a cluster's members joins that cluster (the oldest, if several)."""
+        horizon = end - self.trail_ms
+        found: set[str] = set()
+        for k in self._keys_of.get(account, ()):
+            for a, t in self._holders.get(k, {}).items():
+                if t > horizon and a in self._cluster_of:
+                    found.add(self._cluster_of[a])
+        if not found:
+            return None
+        cid = min(found, key=lambda c: (self._clusters[c].first_start_ts, c))
+        self._clusters[cid].members.add(account)
+        self._cluster_of[account] = cid
+        return cid
 
     def _finding(self, c: _Cluster, status: str, end: int, score: float) -> Finding:
         kinds = sorted(c.kinds)
@@ -323,6 +366,9 @@ class CoordinationDetector:
         for cid in sorted(self._clusters):
             c = self._clusters[cid]
             if now_end - c.last_hit_end_ts >= limit:
+                if len(c.members) > c.sent_members:     # adopted members not yet named
+                    c.sent_members = len(c.members)
+                    out.append(self._finding(c, "firing", c.last_hit_end_ts, c.peak_score))
                 del self._clusters[cid]
                 for a in c.members:
                     if self._cluster_of.get(a) == cid:
@@ -345,6 +391,8 @@ class CoordinationDetector:
                           "sent_members": c.sent_members, "kinds": sorted(c.kinds),
                           "absorbed": c.absorbed} for c in self._clusters.values()],
             "absorbed": sorted(self._absorbed),
+            "held": [f.to_dict() for f in self._held],
+            "keys_of": {a: list(v) for a, v in self._keys_of.items()},
         }
 
     def load_dict(self, d: dict[str, Any]) -> None:
@@ -365,6 +413,8 @@ class CoordinationDetector:
             for a in cl.members:
                 self._cluster_of[a] = cl.cluster_id
         self._absorbed = set(d["absorbed"])
+        self._held = [Finding.from_dict(f) for f in d.get("held", [])]
+        self._keys_of = {a: list(v) for a, v in d.get("keys_of", {}).items()}
 
 
 def _kind(key: str) -> str:

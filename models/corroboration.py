@@ -6,7 +6,9 @@ A page (``warning`` or ``critical``) wakes a person, so it must be earned:
   only against their own history: what an established customer has always done is its
   baseline, however templated or reasoning-heavy it is (benchmark suites, eval harnesses).
   Only rules in :data:`OWN_HISTORY_RULES` (a change against the account's past: its key
-  used from new networks, its extraction-like share drifting up) report on them;
+  used from new networks, its extraction-like share drifting up) report on them, and at
+  ``info`` (a lead for a person to look at: an eval run looks like a drift too), except
+  ``credential_compromise``, whose gate is itself corroborated (``warning``);
 * rules in :data:`CORROBORATING` (anomaly scores, drift of a blended score) never alert
   alone: they add weight to another rule's finding on the same account and window;
 * one independent signal is at most ``warning``; ``critical`` needs two rule families on
@@ -93,8 +95,13 @@ def apply_policy(hits: list[Hit], trusted: np.ndarray) -> list[Hit]:
         for h in primary:
             others = sorted({x.rule for x in row_hits if x.rule != h.rule})
             sev = SEVERITIES.index(h.severity)
-            if len(families) >= 2:
-                sev = max(sev, 1) + 1 if not trusted[row] else max(sev, 1)
+            if trusted[row]:
+                # an established customer's change against its own past is a lead, not a
+                # page, unless the rule itself is corroborated (a key used from a new
+                # operator at volume, pulling long answers)
+                sev = 1 if h.rule == "credential_compromise" else 0
+            elif len(families) >= 2:
+                sev = max(sev, 1) + 1
             else:
                 sev = min(sev, 1)                  # one signal: warning at most
             sev = min(sev, 2)

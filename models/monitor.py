@@ -421,8 +421,8 @@ class PartitionMonitor:
         first_seen = self.accounts.first_seen_ts[s.slots[rows]]
         grace = self.stream_start_ts + self.config.population_start_grace_ms
         active_from = np.where(first_seen >= grace, first_seen, 0).tolist()
-        tpl = s.fp_sample[rows, 0]
-        tpl = np.where(tpl == EMPTY, np.uint64(0), tpl).tolist()
+        sample = s.fp_sample[rows, :3]
+        sample = np.where(sample == EMPTY, np.uint64(0), sample).tolist()
         mins = {k: s.min_hashes[k][rows] for k in ("nets", "uas", "asns")}
         net, ua, asn = (np.where(v == 0xFFFF_FFFF, 0, v).tolist() for v in mins.values())
         n_req = feats["requests"][rows].astype(np.int64).tolist()
@@ -433,7 +433,8 @@ class PartitionMonitor:
             acc = ids[r]
             mine = routed.pop(acc, ())
             self.outbox.append(AccountSummary(
-                acc, s.start_ts, s.end_ts, n_req[i], score[i], template_fp=tpl[i], net=net[i],
+                acc, s.start_ts, s.end_ts, n_req[i], score[i], template_fp=sample[i][0],
+                more_fps=tuple(fp for fp in sample[i][1:] if fp), net=net[i],
                 ua=ua[i], asn=asn[i], first_seen_ts=int(first_seen[i]), windows_seen=seen[i],
                 xlike=xlike[i], active_from_ts=active_from[i],
                 findings=tuple(f.to_dict() for f in mine)))

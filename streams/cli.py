@@ -164,6 +164,7 @@ def _require_broker(broker: str | None) -> None:
 
 
 main.add_command(__import__("streams.evaluate", fromlist=["evaluate_command"]).evaluate_command)
+main.add_command(__import__("streams.detect", fromlist=["detect_command"]).detect_command)
 main.add_command(__import__("streams.replay.cli", fromlist=["replay_command"]).replay_command)
 
 

@@ -183,7 +183,8 @@ def evaluate(labels: ScenarioLabels, alerts: list[Alert]) -> Scorecard:
     ]
     records = [
         AlertRecord(
-            a.alert_id, a.status, a.rule, tuple(a.account_ids), a.window_start_ts, a.window_end_ts
+            a.alert_id, a.status, a.rule, tuple(a.account_ids), a.window_start_ts,
+            a.window_end_ts, a.severity,
         )
         for a in alerts
     ]
@@ -250,9 +251,10 @@ def render_scorecard(
         f"({s.false_alerts} over {s.benign_account_hours:,.1f} account-hours"
         + (f"; {by_rule})" if by_rule else ")")
     )
-    console.print(f"confounder alerts: {s.confounder_alerts}")
+    console.print(f"confounder alerts: {s.confounder_alerts} (pages: {s.confounder_pages}); "
+                  f"firing alerts per incident: {s.alerts_per_incident:.2f}")
     if median is not None:
-        console.print(f"median time to detect: {format_ms(median)} (event time, low-and-slow excluded)")
+        console.print(f"median time to detect: {format_ms(median)} (event time, slow kinds excluded)")
     if skipped:
         console.print(f"[yellow]skipped {skipped} line(s)/message(s) that are not alerts[/]")
     failed = s.meets_goals(goals)
@@ -276,8 +278,18 @@ def _figures(c: CampaignScore) -> tuple[str, str, str]:
     "evaluate",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("alerts")
+@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("alerts", required=False)
+@click.option(
+    "--scenario", metavar="NAME",
+    help="Instead of LABELS and ALERTS: build this scenario (e.g. wild) for every seed of "
+         "--seeds, run the worker's detection path on it offline and report over the seeds.",
+)
+@click.option("--seeds", default="1-10", show_default=True, metavar="A-B|A,B,..",
+              help="Seeds for --scenario.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes for --scenario (one seed each at a time).")
+@click.option("--per-seed", is_flag=True, help="With --scenario: also print one line per seed.")
 @click.option(
     "--broker", envvar="XWATCH_BROKER", metavar="HOST:PORT",
     help="Read ALERTS as a topic name on this broker (env XWATCH_BROKER); a file of that name wins.",
@@ -289,10 +301,18 @@ def _figures(c: CampaignScore) -> tuple[str, str, str]:
     help="Stop reading a topic after this long without a message.",
 )
 def evaluate_command(
-    labels: Path, alerts: str, broker: str | None, as_json: bool, fail_on_goals: bool,
+    labels: Path | None, alerts: str | None, scenario: str | None, seeds: str, jobs: int,
+    per_seed: bool, broker: str | None, as_json: bool, fail_on_goals: bool,
     idle_timeout: float,
 ) -> None:
-    """Score ALERTS against the scenario LABELS written by `xwatch simulate`.
+    """Score ALERTS against the scenario LABELS written by `xwatch simulate`, or, with
+    --scenario, score detection over a range of seeds.
+
+    With --scenario NAME --seeds A-B, each seed's scenario is built, run through the
+    worker's own decode -> monitor -> population-view path offline (as `xwatch detect`)
+    and scored; the table pools the seeds per campaign kind (caught on how many seeds,
+    members named, time to detect) and over all (precision, false alerts per 1,000 benign
+    account-hours, pages on confounders, firing alerts per incident).
 
     ALERTS is a JSONL file of alerts (one per line, `-` for stdin), an alert topic as
     kafka://HOST:PORT/TOPIC, or a topic name with --broker. A topic is read from the
@@ -315,8 +335,13 @@ def evaluate_command(
       xwatch evaluate labels.json kafka://127.0.0.1:9092/abuse.alerts --fail-on-goals
       xwatch evaluate labels.json abuse.alerts --broker kafka:9092 --json
     """
+    if scenario is not None:
+        _evaluate_scenario(scenario, seeds, jobs, per_seed, as_json, fail_on_goals)
+        return
+    if labels is None or alerts is None:
+        raise click.UsageError("give LABELS and ALERTS, or --scenario NAME --seeds A-B")
     try:
-        scenario = read_labels(labels)
+        scenario_labels = read_labels(labels)
     except (ValueError, msgspec.DecodeError, OSError) as exc:
         raise click.ClickException(f"cannot read labels {labels}: {exc}") from exc
     try:
@@ -324,7 +349,7 @@ def evaluate_command(
     except (ValueError, AlertSourceError, OSError) as exc:
         raise click.ClickException(f"cannot read alerts {alerts}: {exc}") from exc
 
-    scorecard = evaluate(scenario, loaded.alerts)
+    scorecard = evaluate(scenario_labels, loaded.alerts)
     failed = scorecard.meets_goals()
     if as_json:
         out = scorecard.to_dict()
@@ -335,5 +360,68 @@ def evaluate_command(
         from rich.console import Console
 
         render_scorecard(scorecard, Console(highlight=False), skipped=loaded.skipped)
+    if fail_on_goals and failed:
+        click.get_current_context().exit(1)
+
+
+def _evaluate_scenario(name: str, seeds_text: str, jobs: int, per_seed: bool, as_json: bool,
+                       fail_on_goals: bool) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from streams.evaluate_seeds import evaluate_seeds, parse_seeds
+    from streams.simulate import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise click.BadParameter(f"unknown scenario {name!r}; choose from {', '.join(sorted(SCENARIOS))}",
+                                 param_hint="--scenario")
+    try:
+        seeds = parse_seeds(seeds_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seeds") from exc
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"{name}: {len(seeds)} seeds", total=len(seeds))
+        report = evaluate_seeds(name, seeds, jobs, lambda _s: bar.advance(task))
+    failed = report.failed_goals()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        out = Console(highlight=False)
+        t = Table(box=box.MINIMAL, title=f"{name}, seeds {seeds_text} ({len(seeds)})")
+        for col in ("kind", "caught", "named (mean / worst)", "time to detect (median / max)", "rules"):
+            t.add_column(col)
+        for kind, k in report.kinds().items():
+            named = f"{k['named_mean']:.0%} / {k['named_worst']:.0%}" if k["multi_account"] else "–"
+            ttd = "–" if k["ttd_median_ms"] is None else (
+                f"{format_ms(k['ttd_median_ms'])} / {format_ms(k['ttd_max_ms'])}")
+            t.add_row(kind, f"{k['caught']}/{k['seeds']}", named, ttd, ", ".join(k["rules"]))
+        t.add_section()
+        for kind, c in report.confounders().items():
+            t.add_row(kind, f"alerted {c['alerted']}/{c['seeds']}", f"pages {c['pages']}", "", "")
+        out.print(t)
+        tot = report.totals()
+        median = tot["median_time_to_detect_ms"]
+        out.print(f"alerts {tot['alerts']} (true {tot['true_alerts']}, false {tot['false_alerts']}); "
+                  f"precision {tot['precision']:.3f}; "
+                  f"{tot['false_alerts_per_1k_account_hours']:.2f} false alerts per 1,000 benign "
+                  f"account-hours; confounder alerts {tot['confounder_alerts']}, pages "
+                  f"{tot['confounder_pages']}; firing alerts per incident "
+                  f"{tot['alerts_per_incident']:.2f}; median time to detect "
+                  f"{format_ms(median) if median is not None else 'never'} (slow kinds apart)")
+        if per_seed:
+            for card in report.cards:
+                missed = [c["kind"] for c in card["campaigns"] if not c["confounder"] and not c["caught"]]
+                out.print(f"seed {card['seed']}: alerts {card['alerts']}, false {card['false_alerts']}, "
+                          f"confounder pages {card['confounder_pages']}"
+                          + (f", missed {', '.join(missed)}" if missed else ""))
+        if failed:
+            out.print(f"[red]goals missed ({len(failed)}):[/]")
+            for line in failed:
+                out.print(f"  [red]✗[/] {line}")
+        else:
+            out.print("[green]✓ all goals met[/]")
     if fail_on_goals and failed:
         click.get_current_context().exit(1)

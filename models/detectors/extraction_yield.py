@@ -41,7 +41,7 @@ __all__ = ["ExtractionYield"]
 class ExtractionYield:
     rule = "extraction_yield"
 
-    def __init__(self, min_requests: float = 60.0, min_long_share: float = 0.5,
+    def __init__(self, min_requests: float = 30.0, min_long_share: float = 0.5,
                  min_xlike_share: float = 0.3, min_cot_share: float = 0.3,
                  max_gap_spread: float = 0.8) -> None:
         self.min_requests = min_requests

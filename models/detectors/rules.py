@@ -68,7 +68,7 @@ class LogitProbe:
     rule = "logit_probe"
     _EVIDENCE = ("requests", "logprobs_share", "logit_bias_share", "completion_tokens_per_req")
 
-    def __init__(self, min_requests: int = 50, max_completion_tokens: float = 16.0,
+    def __init__(self, min_requests: int = 10, max_completion_tokens: float = 16.0,
                  threshold: float = 0.5) -> None:
         self.min_requests = min_requests
         self.max_completion_tokens = max_completion_tokens
@@ -173,7 +173,8 @@ class ModelPivot:
 
     def __init__(self, min_fresh_share: float = 0.6, min_score: float = 0.45,
                  min_requests: int = 20, min_history_windows: int = 3,
-                 min_xlike_share: float = 0.3) -> None:
+                 min_xlike_share: float = 0.3, min_horizon_requests: float = 15.0) -> None:
+        self.min_horizon_requests = min_horizon_requests
         self.min_fresh_share = min_fresh_share
         self.min_score = min_score
         self.min_requests = min_requests
@@ -181,15 +182,19 @@ class ModelPivot:
         self.min_xlike_share = min_xlike_share
 
     def detect(self, ctx: WindowContext) -> list[Hit]:
+        # The window's share where the window is busy enough to say, else the share over the
+        # account's recent hours (models.horizon): a slow account pivots too.
         f = ctx.features
-        gate = ((f["requests"] >= self.min_requests)
-                & (ctx.windows_seen >= self.min_history_windows)
-                & (f["fresh_model_share"] >= self.min_fresh_share)
+        fresh = np.maximum(np.where(f["requests"] >= self.min_requests, f["fresh_model_share"], 0.0),
+                           np.where(f["h_requests"] >= self.min_horizon_requests,
+                                    f["h_fresh_model_share"], 0.0))
+        gate = ((ctx.windows_seen >= self.min_history_windows)
+                & (fresh >= self.min_fresh_share)
                 & ((f["extraction_score"] >= self.min_score)
                    | (f["xlike_share"] >= self.min_xlike_share)))
         return [
-            Hit(self.rule, "warning", row, float(f["fresh_model_share"][row]), self.min_fresh_share,
-                f"{f['fresh_model_share'][row]:.0%} of this account's requests moved to a newly "
+            Hit(self.rule, "warning", row, float(fresh[row]), self.min_fresh_share,
+                f"{fresh[row]:.0%} of this account's requests moved to a newly "
                 f"released model, with extraction-like traffic (score "
                 f"{f['extraction_score'][row]:.2f}): a campaign retargeting the new model.",
                 feature_evidence(ctx, row, self._EVIDENCE))

@@ -17,8 +17,8 @@ BENIGN = tuple(f"b{i:03d}" for i in range(100))
 
 
 def fire(alert_id: str, accounts: tuple[str, ...], end: int, rule: str = "volume_spike",
-         status: str = "firing") -> AlertRecord:
-    return AlertRecord(alert_id, status, rule, accounts, end - MIN, end)
+         status: str = "firing", severity: str = "warning") -> AlertRecord:
+    return AlertRecord(alert_id, status, rule, accounts, end - MIN, end, severity)
 
 
 def card_for(alerts: list[AlertRecord], campaigns: list[Campaign] | None = None,
@@ -89,7 +89,8 @@ def test_precision_and_false_alert_rate() -> None:
     assert card.false_alerts_per_1k_account_hours == pytest.approx(1.0)
     assert card.false_alerts_by_rule == (("population_outlier", 1),)
     failed = card.meets_goals()
-    assert not any("precision" in g for g in failed)
+    assert "alert precision 0.90, goal >= 0.95" in failed
+    assert not any("precision" in g for g in card.meets_goals(Goals(precision=0.9)))
     assert any("1.00 false alerts per 1,000 benign account-hours" in g for g in failed)
     # half the rate over twice the time
     assert card_for(alerts, hours=20).false_alerts_per_1k_account_hours == pytest.approx(0.5)
@@ -126,7 +127,13 @@ def test_confounder_alert_is_counted_and_false() -> None:
     assert evals.confounder and evals.caught and evals.accounts_named == 1
     assert [c.name for c in card.attacks] == ["solo"]
     assert [c.name for c in card.confounders] == ["evals"]
-    assert "1 alert(s) on confounders, goal <= 0" in card.meets_goals()
+    assert card.confounder_pages == 1         # a warning: it wakes a person
+    assert "1 page(s) (warning/critical) on confounders, goal <= 0" in card.meets_goals()
+    # at info a person may look; it is still a false alert, but no page
+    info = card_for([fire("x", ("c2",), 30 * MIN, severity="info")], campaigns,
+                    benign=(*BENIGN[:98], "c1", "c2"))
+    assert (info.confounder_alerts, info.confounder_pages, info.false_alerts) == (1, 0, 1)
+    assert not any("confounders" in g for g in info.meets_goals())
 
 
 def test_confounder_accounts_count_as_benign_attack_accounts_do_not() -> None:
@@ -150,20 +157,29 @@ def test_time_to_detect_goals() -> None:
         Campaign("templ", "templated", ("t1",), 0, HOUR),
         Campaign("slow", "low_and_slow", ("l1",), 0, 5 * HOUR),
     ]
-    fast = [fire("1", ("s1",), 1 * MIN), fire("2", ("t1",), 2 * MIN), fire("3", ("l1",), 59 * MIN)]
+    fast = [fire("1", ("s1",), 1 * MIN), fire("2", ("t1",), 2 * MIN), fire("3", ("l1",), 14 * MIN)]
     card = card_for(fast, campaigns)
-    assert card.median_time_to_detect_ms == pytest.approx(1.5 * MIN)  # low-and-slow left out
+    assert card.median_time_to_detect_ms == pytest.approx(1.5 * MIN)  # slow kinds left out
     assert card.meets_goals() == []
-    slow = [fire("1", ("s1",), 1 * MIN), fire("2", ("t1",), 4 * MIN), fire("3", ("l1",), 61 * MIN)]
+    slow = [fire("1", ("s1",), 1 * MIN), fire("2", ("t1",), 4 * MIN), fire("3", ("l1",), 16 * MIN)]
     failed = card_for(slow, campaigns).meets_goals()
     assert failed == [
         "median time to detect 2:30, goal <= 2:00",
-        "slow (low_and_slow): time to detect 1:01:00, goal <= 1:00:00",
+        "slow (low_and_slow): time to detect 16:00, goal <= 15:00",
     ]
     # custom goals
     assert card_for(slow, campaigns).meets_goals(
-        Goals(median_time_to_detect_ms=3 * MIN, low_and_slow_time_to_detect_ms=2 * HOUR)
+        Goals(median_time_to_detect_ms=3 * MIN, slow_time_to_detect_ms=2 * HOUR)
     ) == []
+
+
+def test_flapping_counts_alerts_per_incident() -> None:
+    one = [fire("a", ("s1",), 62 * MIN), fire("b", ("s1",), 63 * MIN, rule="other_rule")]
+    assert card_for(one).alerts_per_incident == 1.0          # two rules: two incidents
+    flap = [fire(f"a{i}", ("s1",), (62 + 20 * i) * MIN) for i in range(3)]
+    card = card_for(flap)
+    assert card.alerts_per_incident == 3.0
+    assert "3.00 firing alerts per incident, goal <= 1.20" in card.meets_goals()
 
 
 def test_bad_input_is_rejected() -> None:
