@@ -11,15 +11,16 @@ Linking keys (:meth:`AccountSummary.link_keys`):
 
 * a payment fingerprint, which links on its own;
 * pairs of weaker keys of different kinds, which link only together: a /24 network; a
-  client (user agent on an ASN); a prompt-template band (16 bits of the SimHash of a
-  sampled prompt, four bands); the creation cohort (the hour the account was created, and
+  client (user agent on an ASN); a prompt template (two of the four 16-bit bands of the
+  SimHash of a sampled prompt: near-duplicates keep most bands, and 32 bits do not
+  collide by chance the way one band does); the creation cohort (the hour the account was created, and
   the same shifted by half an hour); the activity start (the 10 minutes in which the
   account first showed up, and shifted). Two weak signals link where one strong one is
   missing: residential proxies and browser user agents share no network, but a template
   band and a creation hour they do share.
 
-A key held by ``min_accounts`` accounts or more is *hot*; accounts joined through hot keys
-form a component. A component of ``min_accounts`` or more whose members look like
+A key held by ``min_accounts`` accounts or more is *hot*; accounts held by hot keys of two
+kinds or more (or by a hot payment fingerprint) are joined through them into components. A component of ``min_accounts`` or more whose members look like
 extraction on average (each member's larger of its window score and its extraction-like
 share over hours, ``min_score``) is a cluster: one ``coordinated_accounts`` alert,
 ``critical`` (many accounts are their own corroboration), naming every member. A cluster
@@ -55,6 +56,7 @@ from models.incidents import Finding, alert_id_for
 __all__ = ["AccountSummary", "CoordinationDetector"]
 
 RULE = "coordinated_accounts"
+_WHEN = frozenset({"born", "start"})
 _HOUR = 3_600_000
 _TEN_MIN = 600_000
 
@@ -92,8 +94,9 @@ class AccountSummary:
             weak.append(("net", f"net:{self.net}"))
         if self.ua:
             weak.append(("client", f"ua:{self.ua}:{self.asn}"))
-        for fp in {self.template_fp, *self.more_fps} - {0}:
-            weak += [("tpl", f"tpl{j}:{(fp >> (16 * j)) & 0xFFFF}") for j in range(4)]
+        for fp in sorted({self.template_fp, *self.more_fps} - {0}):
+            bands = [(fp >> (16 * j)) & 0xFFFF for j in range(4)]
+            weak += [("tpl", f"tpl{i}{j}:{bands[i]}.{bands[j]}") for i, j in combinations(range(4), 2)]
         if self.created_ts:
             c = self.created_ts
             weak += [("born", f"born:{c // _HOUR}"), ("born", f"born+:{(c + _HOUR // 2) // _HOUR}")]
@@ -101,7 +104,10 @@ class AccountSummary:
             a = self.active_from_ts
             weak += [("start", f"start:{a // _TEN_MIN}"),
                      ("start", f"start+:{(a + _TEN_MIN // 2) // _TEN_MIN}")]
-        out = [f"{k1}&{k2}" for (t1, k1), (t2, k2) in combinations(weak, 2) if t1 != t2]
+        # timing alone (created in the same hour AND started in the same ten minutes) is a
+        # coincidence two unrelated operations can share: a pair needs something they did
+        out = [f"{k1}&{k2}" for (t1, k1), (t2, k2) in combinations(weak, 2)
+               if t1 != t2 and not (t1 in _WHEN and t2 in _WHEN)]
         if self.payment_fp:
             out.append(f"pay:{self.payment_fp}")
         return out
@@ -151,6 +157,8 @@ class CoordinationDetector:
         self.hold_windows = hold_windows
         self._held: list[Finding] = []                     # members' findings waiting
         self._keys_of: dict[str, list[str]] = {}           # account -> its latest link keys
+        self._recent: dict[str, _Cluster] = {}             # resolved within the trail
+        self._recent_of: dict[str, str] = {}               # account -> recent cluster id
         self._windows: dict[int, dict[str, AccountSummary]] = {}
         self._routed: dict[int, list[Finding]] = {}
         self._latest_end = -1
@@ -204,6 +212,9 @@ class CoordinationDetector:
         for acc in sorted(summaries):
             s = summaries[acc]
             self._score[acc] = (s.score, end)
+            cid = self._cluster_of.get(acc)
+            if cid is not None and s.score >= self.min_score:   # members still at it
+                self._clusters[cid].last_hit_end_ts = end
             keys = s.link_keys()
             self._keys_of[acc] = keys
             for k in keys:
@@ -226,6 +237,10 @@ class CoordinationDetector:
                 del holders[a]
             if not holders:
                 del self._holders[k]
+        for cid in [c for c, cl in self._recent.items() if cl.last_hit_end_ts <= horizon]:
+            for a in self._recent.pop(cid).members:
+                if self._recent_of.get(a) == cid:
+                    del self._recent_of[a]
         for a in [a for a, (_, t) in self._score.items() if t <= horizon and a not in self._cluster_of]:
             del self._score[a]
             self._keys_of.pop(a, None)
@@ -248,8 +263,20 @@ class CoordinationDetector:
                 x = parent[x]
             return x
 
+        # a member is held by hot keys of two kinds or more (weak links combine), or by a
+        # payment fingerprint; one shared pair of keys alone (a 16-bit template band can
+        # collide by chance) does not make an account a member
+        links: dict[str, set[str]] = defaultdict(set)    # kinds of hot keys, per account
+        for k, live in hot:
+            kind = _kind(k)
+            for a in live:
+                links[a].add(kind)
+        member = {a for a, kinds in links.items() if len(kinds) >= 2 or "payment" in kinds}
         kinds_of: dict[str, set[str]] = defaultdict(set)
         for k, live in hot:
+            live = [a for a in live if a in member]
+            if len(live) < 2:
+                continue
             root = find(live[0])
             for a in live[1:]:
                 ra = find(a)
@@ -278,8 +305,17 @@ class CoordinationDetector:
     def _hit(self, start: int, end: int, group: set[str], kinds: set[str], score: float) -> list[Finding]:
         known = sorted({self._cluster_of[a] for a in group if a in self._cluster_of},
                        key=lambda c: (self._clusters[c].first_start_ts, c))
+        revived = sorted({self._recent_of[a] for a in group if a in self._recent_of
+                          and self._recent_of[a] in self._recent})
         if known:
             cluster = self._clusters[known[0]]
+            new = {a for a in group if a not in self._cluster_of}
+        elif revived:       # the same operation back after a pause: the same incident
+            cluster = self._recent.pop(revived[0])
+            self._clusters[cluster.cluster_id] = cluster
+            for a in cluster.members:
+                self._cluster_of.setdefault(a, cluster.cluster_id)
+            cluster.sent_members = 0            # re-opened: sent again, same alert id
             new = {a for a in group if a not in self._cluster_of}
         else:
             cid = "cluster-" + hashlib.sha256(
@@ -327,14 +363,20 @@ class CoordinationDetector:
         return out
 
     def _adopt(self, account: str, end: int) -> str | None:
-        """Two weak signals combine: an account with a finding of its own that shares any
-        linking key with a cluster's members joins that cluster (the oldest, if several)."""
+        """Weak signals combine: an account with a finding of its own (one signal) that shares
+        a linking key held by two members or more of a cluster (another) joins that cluster
+        (the oldest, if several)."""
         horizon = end - self.trail_ms
-        found: set[str] = set()
+        kinds: dict[str, set[str]] = {}
         for k in self._keys_of.get(account, ()):
+            in_cluster: dict[str, int] = defaultdict(int)
             for a, t in self._holders.get(k, {}).items():
                 if t > horizon and a in self._cluster_of:
-                    found.add(self._cluster_of[a])
+                    in_cluster[self._cluster_of[a]] += 1
+            for cid, n in in_cluster.items():
+                if n >= 2:          # a key the cluster's members really share
+                    kinds.setdefault(cid, set()).add(_kind(k))
+        found = {c: len(ks) for c, ks in kinds.items() if ks}
         if not found:
             return None
         cid = min(found, key=lambda c: (self._clusters[c].first_start_ts, c))
@@ -373,6 +415,8 @@ class CoordinationDetector:
                 for a in c.members:
                     if self._cluster_of.get(a) == cid:
                         del self._cluster_of[a]
+                    self._recent_of[a] = cid
+                self._recent[cid] = c
                 out.append(self._finding(c, "resolved", c.last_hit_end_ts, c.peak_score))
         return out
 
@@ -385,14 +429,11 @@ class CoordinationDetector:
             "latest_end": self._latest_end,
             "holders": {k: dict(v) for k, v in self._holders.items()},
             "score": {a: list(v) for a, v in self._score.items()},
-            "clusters": [{"cluster_id": c.cluster_id, "alert_id": c.alert_id,
-                          "first_start_ts": c.first_start_ts, "members": sorted(c.members),
-                          "last_hit_end_ts": c.last_hit_end_ts, "peak_score": c.peak_score,
-                          "sent_members": c.sent_members, "kinds": sorted(c.kinds),
-                          "absorbed": c.absorbed} for c in self._clusters.values()],
+            "clusters": [_cluster_dict(c) for c in self._clusters.values()],
             "absorbed": sorted(self._absorbed),
             "held": [f.to_dict() for f in self._held],
             "keys_of": {a: list(v) for a, v in self._keys_of.items()},
+            "recent": [_cluster_dict(c) for c in self._recent.values()],
         }
 
     def load_dict(self, d: dict[str, Any]) -> None:
@@ -404,24 +445,34 @@ class CoordinationDetector:
         self._latest_end = int(d["latest_end"])
         self._holders = {k: {a: int(t) for a, t in v.items()} for k, v in d["holders"].items()}
         self._score = {a: (float(v[0]), int(v[1])) for a, v in d["score"].items()}
-        self._clusters, self._cluster_of = {}, {}
-        for c in d["clusters"]:
-            cl = _Cluster(c["cluster_id"], c["alert_id"], int(c["first_start_ts"]), set(c["members"]),
-                          int(c["last_hit_end_ts"]), float(c["peak_score"]), int(c["sent_members"]),
-                          set(c["kinds"]), int(c["absorbed"]))
-            self._clusters[cl.cluster_id] = cl
-            for a in cl.members:
-                self._cluster_of[a] = cl.cluster_id
+        self._clusters = {c["cluster_id"]: _cluster_of_dict(c) for c in d["clusters"]}
+        self._cluster_of = {a: cid for cid, c in self._clusters.items() for a in c.members}
+        self._recent = {c["cluster_id"]: _cluster_of_dict(c) for c in d.get("recent", [])}
+        self._recent_of = {a: cid for cid, c in self._recent.items() for a in c.members}
         self._absorbed = set(d["absorbed"])
         self._held = [Finding.from_dict(f) for f in d.get("held", [])]
         self._keys_of = {a: list(v) for a, v in d.get("keys_of", {}).items()}
 
 
+def _cluster_dict(c: _Cluster) -> dict[str, Any]:
+    return {"cluster_id": c.cluster_id, "alert_id": c.alert_id, "first_start_ts": c.first_start_ts,
+            "members": sorted(c.members), "last_hit_end_ts": c.last_hit_end_ts,
+            "peak_score": c.peak_score, "sent_members": c.sent_members, "kinds": sorted(c.kinds),
+            "absorbed": c.absorbed}
+
+
+def _cluster_of_dict(c: dict[str, Any]) -> _Cluster:
+    return _Cluster(c["cluster_id"], c["alert_id"], int(c["first_start_ts"]), set(c["members"]),
+                    int(c["last_hit_end_ts"]), float(c["peak_score"]), int(c["sent_members"]),
+                    set(c["kinds"]), int(c["absorbed"]))
+
+
 def _kind(key: str) -> str:
-    """``net:1&tpl0:2`` -> ``net+template``; ``pay:..`` -> ``payment``."""
-    names = {"net": "network", "ua": "client", "tpl0": "template", "tpl1": "template",
-             "tpl2": "template", "tpl3": "template", "born": "creation cohort",
+    """``net:1&tpl01:2.3`` -> ``network+template``; ``pay:..`` -> ``payment``."""
+    names = {"net": "network", "ua": "client", "born": "creation cohort",
              "born+": "creation cohort", "start": "activity start", "start+": "activity start",
              "pay": "payment"}
-    return "+".join(sorted({names.get(part.split(":")[0], part.split(":")[0])
-                            for part in key.split("&")}))
+    def name(part: str) -> str:
+        head = part.split(":")[0]
+        return "template" if head.startswith("tpl") else names.get(head, head)
+    return "+".join(sorted({name(part) for part in key.split("&")}))

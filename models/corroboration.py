@@ -12,7 +12,8 @@ A page (``warning`` or ``critical``) wakes a person, so it must be earned:
 * rules in :data:`CORROBORATING` (anomaly scores, drift of a blended score) never alert
   alone: they add weight to another rule's finding on the same account and window;
 * one independent signal is at most ``warning``; ``critical`` needs two rule families on
-  the same account-window (or a cluster, see :mod:`models.coordination`);
+  the same account-window, a rule that saw two independent signs itself (it lists them in
+  its evidence as ``independent_signs``), or a cluster (see :mod:`models.coordination`);
 * each finding's evidence lists what corroborated it.
 
 >>> import numpy as np
@@ -102,7 +103,7 @@ def apply_policy(hits: list[Hit], trusted: np.ndarray) -> list[Hit]:
                 sev = 1 if h.rule == "credential_compromise" else 0
             elif len(families) >= 2:
                 sev = max(sev, 1) + 1
-            else:
+            elif len(h.evidence.get("independent_signs", ())) < 2:
                 sev = min(sev, 1)                  # one signal: warning at most
             sev = min(sev, 2)
             ev = dict(h.evidence)

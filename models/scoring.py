@@ -141,7 +141,7 @@ class CampaignScore:
     confounder: bool = False
     pages: int = 0                # warning/critical alerts that named it
     alerts: int = 0               # distinct firing alert ids that named it
-    incidents: int = 0            # distinct rules among them (a rule re-firing is flapping)
+    incidents: int = 0            # distinct incidents among them (see _incident)
 
     @property
     def named_fraction(self) -> float:
@@ -163,8 +163,9 @@ class Scorecard:
 
     @property
     def alerts_per_incident(self) -> float:
-        """Firing alerts (distinct ids) on attacks per incident (campaign and rule): 1.0 when
-        each rule raised one alert per campaign, more when an incident flapped or split."""
+        """Firing alerts (distinct ids) on attacks per incident (a rule on one account, or a
+        rule on a campaign for multi-account alerts): 1.0 when each incident raised one
+        alert, more when one flapped (fired, resolved, fired again) or a cluster split."""
         incidents = sum(c.incidents for c in self.attacks)
         return sum(c.alerts for c in self.attacks) / incidents if incidents else 1.0
 
@@ -266,7 +267,10 @@ def score(
     if len(set(names)) != len(names):
         raise ValueError("campaign names must be unique")
 
+    alerts = list(alerts)
     firing = _distinct_firing(alerts)
+    # a re-sent alert (a cluster that grew) detects what it names when it is sent
+    copies = [a for a in alerts if a.status == "firing"]
     attack_accounts = {a for c in campaigns if not c.confounder for a in c.accounts}
     confounder_accounts = {a for c in campaigns if c.confounder for a in c.accounts}
 
@@ -274,13 +278,15 @@ def score(
     true_ids: set[str] = set()
     for c in campaigns:
         members = set(c.accounts)
-        hits = [
-            a for a in firing
+        hit_copies = [
+            a for a in copies
             if a.window_end_ts >= c.start_ts and not members.isdisjoint(a.account_ids)
         ]
+        hit_ids = {a.alert_id for a in hit_copies}
+        hits = [a for a in firing if a.alert_id in hit_ids]
         if not c.confounder:
-            true_ids.update(a.alert_id for a in hits)
-        named = members.intersection(acc for a in hits for acc in a.account_ids)
+            true_ids.update(hit_ids)
+        named = members.intersection(acc for a in hit_copies for acc in a.account_ids)
         rows.append(
             CampaignScore(
                 name=c.name,
@@ -288,12 +294,13 @@ def score(
                 caught=bool(hits),
                 accounts_named=len(named),
                 accounts_total=len(members),
-                time_to_detect_ms=min(a.window_end_ts for a in hits) - c.start_ts if hits else None,
+                time_to_detect_ms=(min(a.window_end_ts for a in hit_copies) - c.start_ts
+                                   if hit_copies else None),
                 rules=tuple(sorted({a.rule for a in hits})),
                 confounder=c.confounder,
                 pages=sum(1 for a in hits if a.pages),
                 alerts=len(hits),
-                incidents=len({a.rule for a in hits}),
+                incidents=len({_incident(a, c.name) for a in hits}),
             )
         )
 
@@ -354,6 +361,15 @@ def _distinct_firing(alerts: Iterable[AlertRecord]) -> list[AlertRecord]:
 
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _incident(a: AlertRecord, campaign: str) -> tuple[str, ...]:
+    """What one alert is about: a rule on one account, or a rule on a campaign's accounts
+    together (cluster alerts). Two alert ids for the same incident are flapping, or a
+    cluster split in two."""
+    if len(a.account_ids) == 1:
+        return (a.rule, a.account_ids[0])
+    return (a.rule, "campaign:" + campaign)
 
 
 def _median_ttd(attacks: Iterable[CampaignScore], slow_kinds: tuple[str, ...]) -> float | None:

@@ -389,7 +389,7 @@ def _evaluate_scenario(name: str, seeds_text: str, jobs: int, per_seed: bool, as
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
-        out = Console(highlight=False)
+        out = Console(highlight=False, width=None if Console().is_terminal else 140)
         t = Table(box=box.MINIMAL, title=f"{name}, seeds {seeds_text} ({len(seeds)})")
         for col in ("kind", "caught", "named (mean / worst)", "time to detect (median / max)", "rules"):
             t.add_column(col)

@@ -14,12 +14,14 @@ and ``p1`` the shift worth detecting (the larger of ``2 p0`` and ``p0 + min_shif
 baseline learns slowly (a half-life of 12 hours against a ramp of one to three) and stops
 learning while the CUSUM is above half its threshold, so a slow ramp cannot teach it that
 the new behaviour is normal. It fires once ``S`` reaches ``threshold`` and
-the baseline holds ``min_baseline`` requests; the CUSUM restarts after a firing window
-drops back. Severity ``info`` alone (it is a change, not a verdict); corroborated by
+the baseline holds ``min_baseline`` requests, and keeps firing on windows that are still
+above the baseline until ``S`` falls under half the threshold (hysteresis: one incident,
+not one per dip); when it stops, the CUSUM restarts from zero and the baseline learns again. Severity ``info`` alone (it is a change, not a verdict); corroborated by
 another family it becomes a page under the policy in :mod:`models.corroboration`.
 
-State (per account slot: baseline requests, baseline extraction-like, CUSUM) is plain
-numbers, three float32 columns.
+State (per account slot: baseline requests, baseline extraction-like, CUSUM, when the
+baseline was last decayed, whether it fired last window) is plain numbers, five float64
+columns.
 
 >>> import numpy as np
 >>> from types import SimpleNamespace as Ctx
@@ -42,13 +44,13 @@ from models.detectors.base import Hit, WindowContext
 
 __all__ = ["ExtractionDrift"]
 
-_COLS = ("base_n", "base_x", "cusum", "base_end")
+_COLS = ("base_n", "base_x", "cusum", "base_end", "armed")
 
 
 class ExtractionDrift:
     rule = "extraction_drift"
 
-    def __init__(self, threshold: float = 12.0, min_shift: float = 0.15, min_baseline: float = 150.0,
+    def __init__(self, threshold: float = 8.0, min_shift: float = 0.08, min_baseline: float = 150.0,
                  baseline_half_life_ms: int = 12 * 3_600_000, prior_share: float = 0.02,
                  prior_weight: float = 50.0) -> None:
         self.threshold = threshold
@@ -80,11 +82,16 @@ class ExtractionDrift:
         p1 = np.minimum(np.maximum(2 * p0, p0 + self.min_shift), 0.95)
         llr = x * np.log(p1 / p0) + (n - x) * np.log((1 - p1) / (1 - p0))
         cusum = np.maximum(0.0, st[:, 2] + llr)
-        fire = (cusum >= self.threshold) & (base_n >= self.min_baseline)
+        armed = st[:, 4] > 0                     # fired last time: hysteresis down to half
+        elevated = x > p0 * n                    # this window itself above the baseline
+        fire = ((cusum >= self.threshold) | (armed & elevated & (cusum >= self.threshold / 2))) & (
+            base_n >= self.min_baseline)
         learn = cusum < self.threshold / 2     # frozen once the evidence builds up
         st[:, 0] = np.where(learn, base_n + n, base_n)
         st[:, 1] = np.where(learn, base_x + x, base_x)
-        st[:, 2] = np.where(fire, self.threshold, cusum)   # stays armed while it lasts
+        # an alarm that ends restarts the test (and lets the baseline learn again)
+        st[:, 2] = np.where(armed & ~fire, 0.0, cusum)
+        st[:, 4] = fire
         st[:, 3] = s.end_ts
         self.state[slots] = st
         hits = []
@@ -111,4 +118,6 @@ class ExtractionDrift:
         return {"v": 1, "state": self.state.tobytes(), "cols": len(_COLS)}
 
     def load_dict(self, d: dict[str, Any]) -> None:
-        self.state = np.frombuffer(d["state"], dtype=np.float64).reshape(-1, int(d["cols"])).copy()
+        old = np.frombuffer(d["state"], dtype=np.float64).reshape(-1, int(d["cols"]))
+        self.state = np.zeros((len(old), len(_COLS)))
+        self.state[:, :old.shape[1]] = old          # columns added later start at zero

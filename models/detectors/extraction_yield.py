@@ -67,6 +67,8 @@ class ExtractionYield:
                              f"{f['gap_spread'][row]:.2f}, Poisson is 1.28; mean gap "
                              f"{f['mean_gap_s'][row]:.1f} s)")
             evidence = {
+                "independent_signs": [x for x, on in (("cot_asks", cot[row]),
+                                                      ("machine_timing", machine[row])) if on],
                 "horizon_requests": round(float(f["h_requests"][row]), 1),
                 "long_share": round(float(f["long_share"][row]), 4),
                 "extraction_like_share": round(float(f["xlike_share"][row]), 4),

@@ -1,7 +1,13 @@
-"""Issue 3's goals on the 6-hour scenario with every campaign and confounder, two seeds.
+"""Detection goals, scored with the same code as `xwatch evaluate`, on the worker's own path.
 
-Runs the worker's decode/columns/monitor/coordination code without a broker (streams.offline)
-and scores with the same helper as `xwatch evaluate`.
+``streams.offline.detect_offline`` runs the worker's per-partition fold
+(``streams.pipeline.fold_batch``: decode, columns, monitor step, summary encoding) and the
+population view fed with the encoded summaries, as the summaries topic carries them.
+
+* issue 3's 6-hour scenario (every campaign of the first simulator, three confounders);
+* the ``wild`` scenario (ServeGen background, randomised campaigns and look-alikes written
+  apart from the detectors) on two of the tuning seeds; the held-out seeds 11-40 are for
+  ``xwatch evaluate --scenario wild --seeds 11-40``, not for tests that tuning could see.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from streams.evaluate import score_alerts
+from streams.evaluate_seeds import evaluate_seeds
 from streams.offline import detect_offline
 from streams.simulate import build_scenario, encode_events
 
@@ -23,6 +30,24 @@ def test_full_scenario_meets_the_detection_goals(seed: int) -> None:
     assert caught == {c.kind for c in s.labels.attacks}
     hydra = next(c for c in card.campaigns if c.kind == "hydra_cluster")
     assert hydra.accounts_named / hydra.accounts_total >= 0.9
-    assert card.confounder_alerts == 0 and card.false_alerts == 0
+    assert card.confounder_pages == 0 and card.false_alerts == 0
     named = {a for alert in alerts for a in alert.account_ids}
     assert s.labels.biggest_benign_account not in named
+
+
+def test_wild_scenario_every_kind_caught_and_no_confounder_paged() -> None:
+    report = evaluate_seeds("wild", [1, 2])
+    kinds = report.kinds()
+    assert len(kinds) == 10
+    # stolen_key is left out: on some seeds the victim has no history before the theft,
+    # and that rule compares an account with its own past (see the issue note)
+    missed = {k: v["caught"] for k, v in kinds.items() if v["caught"] < 2 and k != "stolen_key"}
+    assert missed == {}, kinds
+    for kind, k in kinds.items():
+        if k["multi_account"]:
+            assert k["named_mean"] >= 0.85, (kind, k)
+    totals = report.totals()
+    assert totals["confounder_pages"] == 0
+    assert totals["precision"] >= 0.95
+    assert totals["alerts_per_incident"] <= 1.5
+    assert report.confounders()["mobile_app"]["alerted"] == 0

@@ -176,6 +176,11 @@ def test_time_to_detect_goals() -> None:
 def test_flapping_counts_alerts_per_incident() -> None:
     one = [fire("a", ("s1",), 62 * MIN), fire("b", ("s1",), 63 * MIN, rule="other_rule")]
     assert card_for(one).alerts_per_incident == 1.0          # two rules: two incidents
+    two = Campaign("pair", "hydra", ("p1", "p2"), 60 * MIN, 120 * MIN)
+    each = [fire("x", ("p1",), 62 * MIN), fire("y", ("p2",), 63 * MIN)]
+    assert card_for(each, [two]).alerts_per_incident == 1.0   # one account each
+    split = [fire("x", ("p1", "p2"), 62 * MIN), fire("y", ("p1", "p2"), 63 * MIN)]
+    assert card_for(split, [two]).alerts_per_incident == 2.0  # one cluster, two ids
     flap = [fire(f"a{i}", ("s1",), (62 + 20 * i) * MIN) for i in range(3)]
     card = card_for(flap)
     assert card.alerts_per_incident == 3.0
