@@ -28,17 +28,18 @@ that grows is sent again with the same ``alert_id`` (when it has grown by a tent
 keep their identity and never merge; after ``cooldown_windows`` windows without being seen
 again it is resolved.
 
-Per-account findings on untrusted accounts reach the alert topic through this view
-(:meth:`add`): a firing one waits ``hold_windows`` windows (a cluster may still be forming;
-the alert keeps its event time), then a member's own finding is folded into its cluster's
-alert (one incident, one alert); any other is passed on unchanged.
+Per-account findings on untrusted accounts reach the alert topic through this view, as
+soon as they arrive (:meth:`add`): a cluster member's own finding is folded into its
+cluster's alert (one incident, one alert), an account with a finding that shares a key
+with two of a cluster's members joins it, and any other finding is passed on unchanged.
 
 >>> det = CoordinationDetector(window_ms=60_000, min_accounts=3)
 >>> for i in range(4):
-...     det.add(AccountSummary(f"h{i}", 0, 60_000, requests=5, extraction_score=0.8,
-...                            template_fp=0xABCD_0000_1234_0000 + i, net=7, ua=9, asn=3))
+...     _ = det.add(AccountSummary(f"h{i}", 0, 60_000, requests=5, extraction_score=0.8,
+...                                template_fp=0xABCD_0000_1234_0000 + i, net=7, ua=9, asn=3))
 >>> det.add(AccountSummary("honest", 0, 60_000, requests=50, extraction_score=0.35,
 ...                        template_fp=0x1111, net=8, ua=9, asn=4))
+[]
 >>> [(f.rule, f.severity, f.account_ids) for f in det.flush()]
 [('coordinated_accounts', 'critical', ('h0', 'h1', 'h2', 'h3'))]
 """
@@ -144,7 +145,7 @@ class _Cluster:
 class CoordinationDetector:
     def __init__(self, window_ms: int, min_accounts: int = 5, min_score: float = 0.45,
                  cooldown_windows: int = 10, close_after_windows: int = 2,
-                 trail_ms: int = 2 * _HOUR, max_holders: int = 4096, hold_windows: int = 5) -> None:
+                 trail_ms: int = 2 * _HOUR, max_holders: int = 4096) -> None:
         if min_accounts < 2:
             raise ValueError("min_accounts must be >= 2")
         self.window_ms = window_ms
@@ -154,13 +155,10 @@ class CoordinationDetector:
         self.close_after_windows = close_after_windows
         self.trail_ms = trail_ms
         self.max_holders = max_holders
-        self.hold_windows = hold_windows
-        self._held: list[Finding] = []                     # members' findings waiting
         self._keys_of: dict[str, list[str]] = {}           # account -> its latest link keys
         self._recent: dict[str, _Cluster] = {}             # resolved within the trail
         self._recent_of: dict[str, str] = {}               # account -> recent cluster id
         self._windows: dict[int, dict[str, AccountSummary]] = {}
-        self._routed: dict[int, list[Finding]] = {}
         self._latest_end = -1
         self._holders: dict[str, dict[str, int]] = {}      # key -> account -> last end seen
         self._score: dict[str, tuple[float, int]] = {}     # account -> (score, last end)
@@ -171,15 +169,17 @@ class CoordinationDetector:
     @property
     def open_windows(self) -> list[int]:
         """Start times of the windows that still take summaries."""
-        return sorted(set(self._windows) | set(self._routed))
+        return sorted(self._windows)
 
-    def add(self, s: AccountSummary) -> None:
-        if s.findings:
-            self._routed.setdefault(s.window_start_ts, []).extend(
-                Finding.from_dict(f) for f in s.findings)
+    def add(self, s: AccountSummary) -> list[Finding]:
+        """Take one summary; the findings it carried that pass on to the alert topic now."""
         if s.requests > 0:
             self._windows.setdefault(s.window_start_ts, {})[s.account_id] = s
+            self._keys_of[s.account_id] = s.link_keys()
         self._latest_end = max(self._latest_end, s.window_end_ts)
+        if not s.findings:
+            return []
+        return self._route([Finding.from_dict(f) for f in s.findings], s.window_end_ts)
 
     def close_ready(self) -> list[Finding]:
         """Close windows that summaries from later windows show to be complete."""
@@ -195,7 +195,6 @@ class CoordinationDetector:
         out: list[Finding] = []
         for start in self.open_windows:
             out += self._close(start)
-        out += self._route([], self._latest_end + (self.hold_windows + 1) * self.window_ms)
         for cid in sorted(self._clusters):        # the end of input: name whoever joined since
             c = self._clusters[cid]
             if len(c.members) > c.sent_members:
@@ -206,7 +205,6 @@ class CoordinationDetector:
     # -- one window -------------------------------------------------------------------
     def _close(self, start: int) -> list[Finding]:
         summaries = self._windows.pop(start, {})
-        routed = self._routed.pop(start, [])
         end = start + self.window_ms
         touched: set[str] = set()
         for acc in sorted(summaries):
@@ -225,7 +223,6 @@ class CoordinationDetector:
         if start // self.window_ms % 10 == 0:
             self._expire(end)
         out = self._clusters_in(sorted(touched), start, end)
-        out += self._route(routed, end)
         out += self._resolve_due(end)
         return out
 
@@ -336,16 +333,9 @@ class CoordinationDetector:
         return [self._finding(cluster, "firing", end, score)]
 
     def _route(self, routed: list[Finding], end: int) -> list[Finding]:
-        """Members' own findings are folded into their cluster; the rest pass on. A firing
-        finding waits ``hold_windows`` windows first, so a cluster still forming can claim
-        it (its ``window_end_ts``, the detection's event time, is not changed by the wait)."""
-        self._held.extend(f for f in routed if f.status == "firing")
-        due = [f for f in self._held if f.window_end_ts + self.hold_windows * self.window_ms <= end]
-        if not due and not routed:
-            return []
-        self._held = [f for f in self._held if f.window_end_ts + self.hold_windows * self.window_ms > end]
+        """Members' own findings are folded into their cluster; the rest pass on."""
         out = []
-        for f in due + [f for f in routed if f.status != "firing"]:
+        for f in routed:
             cid = self._cluster_of.get(f.account_ids[0]) if len(f.account_ids) == 1 else None
             if f.status == "firing" and cid is None and len(f.account_ids) == 1:
                 cid = self._adopt(f.account_ids[0], end)
@@ -355,9 +345,6 @@ class CoordinationDetector:
                 continue
             if f.status == "resolved" and f.alert_id in self._absorbed:
                 self._absorbed.discard(f.alert_id)
-                continue
-            if f.status == "resolved" and any(h.alert_id == f.alert_id for h in self._held):
-                self._held = [h for h in self._held if h.alert_id != f.alert_id]   # never sent
                 continue
             out.append(f)
         return out
@@ -425,13 +412,11 @@ class CoordinationDetector:
         return {
             "v": 2,
             "windows": {str(k): [s.to_dict() for s in v.values()] for k, v in self._windows.items()},
-            "routed": {str(k): [f.to_dict() for f in v] for k, v in self._routed.items()},
             "latest_end": self._latest_end,
             "holders": {k: dict(v) for k, v in self._holders.items()},
             "score": {a: list(v) for a, v in self._score.items()},
             "clusters": [_cluster_dict(c) for c in self._clusters.values()],
             "absorbed": sorted(self._absorbed),
-            "held": [f.to_dict() for f in self._held],
             "keys_of": {a: list(v) for a, v in self._keys_of.items()},
             "recent": [_cluster_dict(c) for c in self._recent.values()],
         }
@@ -441,7 +426,6 @@ class CoordinationDetector:
             return
         self._windows = {int(k): {s["account_id"]: AccountSummary.from_dict(s) for s in v}
                          for k, v in d["windows"].items()}
-        self._routed = {int(k): [Finding.from_dict(f) for f in v] for k, v in d["routed"].items()}
         self._latest_end = int(d["latest_end"])
         self._holders = {k: {a: int(t) for a, t in v.items()} for k, v in d["holders"].items()}
         self._score = {a: (float(v[0]), int(v[1])) for a, v in d["score"].items()}
@@ -450,7 +434,6 @@ class CoordinationDetector:
         self._recent = {c["cluster_id"]: _cluster_of_dict(c) for c in d.get("recent", [])}
         self._recent_of = {a: cid for cid, c in self._recent.items() for a in c.members}
         self._absorbed = set(d["absorbed"])
-        self._held = [Finding.from_dict(f) for f in d.get("held", [])]
         self._keys_of = {a: list(v) for a, v in d.get("keys_of", {}).items()}
 
 

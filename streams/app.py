@@ -64,7 +64,7 @@ def render_metrics(m: EngineMetrics) -> str:
 
 def create_app(settings: Settings, engine: DetectionEngine | None = None) -> faust.App:
     """A Faust app running the detector. Nothing happens until a worker starts it."""
-    engine = engine or DetectionEngine(settings)
+    engine = engine or DetectionEngine(settings, population_view=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.broker}",

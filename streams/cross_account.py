@@ -86,21 +86,23 @@ class CrossAccountView:
 
     # -- the agent's work (no I/O) ------------------------------------------------------
     def add(self, raw_summaries: list[bytes]) -> list[Finding]:
-        """Fold in a batch of encoded summaries; findings of the windows it lets close.
+        """Fold in a batch of encoded summaries; the account findings they carried that pass
+        on, and the findings of the windows they let close.
 
         No summary can stop the view: one that cannot be read is skipped with a warning, and
         a bug met on one (or on closing windows) is logged loudly, counted in
         ``internal_errors`` and skipped, and the view carries on with the rest."""
+        passed: list[Finding] = []
         for raw in raw_summaries:
             try:
-                self.detector.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
+                passed += self.detector.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
             except (msgspec.MsgspecError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable account summary: %s", exc)
             except Exception as exc:
                 self.internal_errors += 1
                 log.error("internal error on an account summary: %r; skipped", exc, exc_info=True)
         self.dirty = True
-        return self._closing(self.detector.close_ready)
+        return passed + self._closing(self.detector.close_ready)
 
     def flush(self) -> list[Finding]:
         """Close every open window (the summaries stream went quiet)."""

@@ -119,22 +119,25 @@ def finding_to_alert(f: Finding, detected_at_ms: int) -> Alert:
     )
 
 
-def monitor_config(settings: Settings) -> MonitorConfig:
-    """The partition monitors' configuration, from the worker's settings."""
+def monitor_config(settings: Settings, population_view: bool = True) -> MonitorConfig:
+    """The partition monitors' configuration, from the worker's settings. With
+    ``population_view`` (the worker runs the cross-account agent), findings on untrusted
+    accounts travel through it; without, the engine emits them itself."""
     return MonitorConfig(
         window_ms=settings.window_s * 1000,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
         warmup_windows=settings.warmup_windows,
         cooldown_windows=settings.cooldown_windows,
         dedup_horizon_ms=settings.dedup_horizon_s * 1000,
-        newcomers_via_view=True,
+        newcomers_via_view=population_view,
     )
 
 
 class DetectionEngine:
     """Owns the consumer, the producers and one :class:`PartitionMonitor` per partition."""
 
-    def __init__(self, settings: Settings, on_alert: Callable[[Alert], None] | None = None) -> None:
+    def __init__(self, settings: Settings, on_alert: Callable[[Alert], None] | None = None,
+                 population_view: bool = False) -> None:
         self.settings = settings
         self.metrics = EngineMetrics()
         self.on_alert = on_alert
@@ -148,7 +151,7 @@ class DetectionEngine:
         self._guards: dict[int, PartitionGuard] = {}     # partitions in careful mode
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
         self._builder = ColumnBuilder()
-        self._config = monitor_config(settings)
+        self._config = monitor_config(settings, population_view)
         self.registry = AccountRegistry(settings.broker, settings.topics.accounts)
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None

@@ -45,7 +45,7 @@ from streams.records import AccountRecord
 __all__ = [
     "SCENARIOS", "Cast", "Scenario", "ScenarioSpec", "Tenant", "TenantProfile", "Traffic",
     "WireEvent",
-    "Window", "World", "accounts_path_for", "build_scenario", "bursty_arrivals",
+    "Window", "World", "accounts_path_for", "assemble", "build_scenario", "bursty_arrivals",
     "encode_account_records", "encode_events", "honest_tenant", "hourly_batch", "hydra_cluster",
     "key_rotation", "launch_spike", "logit_probe", "low_and_slow", "model_pivot",
     "solo_extraction", "startup_ramp", "stolen_key", "write_accounts_jsonl", "write_jsonl",
@@ -788,33 +788,38 @@ def build_scenario(name: str = "demo", seed: int = 7, start_ts: int = 1_767_225_
     world = World(rng, w, tenants)
     casts = [actor(world) for actor in spec.actors]
 
-    merged = _concat([t.traffic for t in tenants] + [c.traffic for c in casts])
-    order = np.argsort(merged.ts, kind="stable")
-    merged = _take(merged, order)
+    records = _benign_records(np.random.default_rng([seed, 0xACC]), tenants, w.start_ts)
+    return assemble(name, seed, w, [t.traffic for t in tenants], [t.account for t in tenants],
+                    casts, records)
 
-    benign = [t.account for t in tenants]
+
+def assemble(name: str, seed: int, w: Window, background: list[Traffic], honest: list[str],
+             casts: list[Cast], records: list[AccountRecord]) -> Scenario:
+    """A scenario from its honest background (traffic and accounts), the actors' casts and
+    the background's account records: events merged in event-time order, labels, one
+    account record per account (the background's first)."""
+    merged = _concat(background + [c.traffic for c in casts])
+    merged = _take(merged, np.argsort(merged.ts, kind="stable"))
+    benign = list(honest)
     seen = set(benign)
     for c in casts:
         if c.label.confounder:
             benign.extend(a for a in c.label.accounts if a not in seen)
             seen.update(c.label.accounts)
-    attackers = {a for c in casts if not c.label.confounder for a in c.label.accounts}
-    if attackers & seen:
-        raise AssertionError(f"accounts both honest and attacking: {sorted(attackers & seen)[:5]}")
-    sizes: Counter[str] = Counter({t.account: len(t.traffic) for t in tenants})
-    for c in casts:
-        if c.label.confounder:
-            sizes.update(c.traffic.account)
+    attackers = [a for c in casts if not c.label.confounder for a in c.label.accounts]
+    if set(attackers) & seen or len(set(attackers)) != len(attackers):
+        raise AssertionError(f"{name} seed {seed}: accounts in two roles: "
+                             f"{sorted(set(attackers) & seen)[:5]}")
+    sizes: Counter[str] = Counter(merged.account)
     biggest = max(benign, key=lambda a: sizes[a]) if benign else None
-
-    records = {r.account_id: r for r in _benign_records(np.random.default_rng([seed, 0xACC]), tenants, w.start_ts)}
+    by_id = {r.account_id: r for r in records}
     for c in casts:
         for r in c.accounts:
-            records.setdefault(r.account_id, r)
+            by_id.setdefault(r.account_id, r)
     labels = ScenarioLabels(
         scenario=name, seed=seed, start_ts=w.start_ts, end_ts=w.end_ts, events=len(merged),
         benign_accounts=benign, campaigns=[c.label for c in casts], biggest_benign_account=biggest)
-    return Scenario(name, seed, merged, labels, list(records.values()))
+    return Scenario(name, seed, merged, labels, list(by_id.values()))
 
 
 # -- encoding -----------------------------------------------------------------------------

@@ -8,20 +8,22 @@ accumulates the evidence window by window:
 
     S <- max(0, S + x ln(p1/p0) + (n - x) ln((1 - p1)/(1 - p0)))
 
-with ``n`` requests and ``x`` extraction-like ones in the window, ``p0`` the account's
+with ``n`` requests and ``x`` extraction-like ones in the window (one window adds at most
+``max_window_llr``: honest use is bursty), ``p0`` the account's
 baseline share (decayed counts, half-life ``baseline_half_life_ms``, smoothed towards 2%)
 and ``p1`` the shift worth detecting (the larger of ``2 p0`` and ``p0 + min_shift``). The
 baseline learns slowly (a half-life of 12 hours against a ramp of one to three) and stops
 learning while the CUSUM is above half its threshold, so a slow ramp cannot teach it that
 the new behaviour is normal. It fires once ``S`` reaches ``threshold`` and
-the baseline holds ``min_baseline`` requests, and keeps firing on windows that are still
-above the baseline until ``S`` falls under half the threshold (hysteresis: one incident,
-not one per dip); when it stops, the CUSUM restarts from zero and the baseline learns again. Severity ``info`` alone (it is a change, not a verdict); corroborated by
+the baseline holds ``min_baseline`` requests and the window itself is above the baseline;
+it keeps firing on windows that still hold extraction-like requests until ``S`` (capped at
+twice the threshold, so that it comes down when the behaviour stops) falls under half the
+threshold: hysteresis, one incident rather than one per dip. For ``armed_ms`` after a
+firing the baseline does not learn, so the behaviour never becomes its own baseline. Severity ``info`` alone (it is a change, not a verdict); corroborated by
 another family it becomes a page under the policy in :mod:`models.corroboration`.
 
 State (per account slot: baseline requests, baseline extraction-like, CUSUM, when the
-baseline was last decayed, whether it fired last window) is plain numbers, five float64
-columns.
+baseline was last decayed, when it last fired) is plain numbers, five float64 columns.
 
 >>> import numpy as np
 >>> from types import SimpleNamespace as Ctx
@@ -50,9 +52,12 @@ _COLS = ("base_n", "base_x", "cusum", "base_end", "armed")
 class ExtractionDrift:
     rule = "extraction_drift"
 
-    def __init__(self, threshold: float = 8.0, min_shift: float = 0.08, min_baseline: float = 150.0,
+    def __init__(self, threshold: float = 8.0, min_shift: float = 0.15, min_baseline: float = 150.0,
                  baseline_half_life_ms: int = 12 * 3_600_000, prior_share: float = 0.02,
-                 prior_weight: float = 50.0) -> None:
+                 prior_weight: float = 50.0, max_window_llr: float = 2.5,
+                 armed_ms: int = 30 * 60_000) -> None:
+        self.armed_ms = armed_ms
+        self.max_window_llr = max_window_llr
         self.threshold = threshold
         self.min_shift = min_shift
         self.min_baseline = min_baseline
@@ -80,18 +85,23 @@ class ExtractionDrift:
         p0 = np.clip((base_x + self.prior_share * self.prior_weight)
                      / (base_n + self.prior_weight), 0.005, 0.6)
         p1 = np.minimum(np.maximum(2 * p0, p0 + self.min_shift), 0.95)
-        llr = x * np.log(p1 / p0) + (n - x) * np.log((1 - p1) / (1 - p0))
-        cusum = np.maximum(0.0, st[:, 2] + llr)
-        armed = st[:, 4] > 0                     # fired last time: hysteresis down to half
+        # one window adds at most max_window_llr: honest use comes in bursts (a session of
+        # reasoning questions), which a per-request Bernoulli model would overcount; a
+        # campaign keeps adding, window after window
+        llr = np.minimum(x * np.log(p1 / p0) + (n - x) * np.log((1 - p1) / (1 - p0)),
+                         self.max_window_llr)
+        cusum = np.clip(st[:, 2] + llr, 0.0, 2 * self.threshold)   # a ceiling: it can end
+        # armed: fired within the last ``armed_ms``; hysteresis down to half the threshold,
+        # and the baseline does not learn meanwhile (a ramp must not become the baseline)
+        armed = (st[:, 4] > 0) & (s.end_ts - st[:, 4] <= self.armed_ms)
         elevated = x > p0 * n                    # this window itself above the baseline
-        fire = ((cusum >= self.threshold) | (armed & elevated & (cusum >= self.threshold / 2))) & (
-            base_n >= self.min_baseline)
-        learn = cusum < self.threshold / 2     # frozen once the evidence builds up
+        going_on = armed & (x > 0) & (cusum >= self.threshold / 2)
+        fire = ((elevated & (cusum >= self.threshold)) | going_on) & (base_n >= self.min_baseline)
+        learn = ~armed & (cusum < self.threshold / 2)   # frozen once the evidence builds up
         st[:, 0] = np.where(learn, base_n + n, base_n)
         st[:, 1] = np.where(learn, base_x + x, base_x)
-        # an alarm that ends restarts the test (and lets the baseline learn again)
-        st[:, 2] = np.where(armed & ~fire, 0.0, cusum)
-        st[:, 4] = fire
+        st[:, 2] = cusum
+        st[:, 4] = np.where(fire, s.end_ts, st[:, 4])
         st[:, 3] = s.end_ts
         self.state[slots] = st
         hits = []

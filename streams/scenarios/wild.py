@@ -36,13 +36,12 @@ True
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from streams.labels import CampaignLabel, ScenarioLabels
+from streams.labels import CampaignLabel
 from streams.records import AccountRecord
 from streams.scenarios.servegen import (
     TenantShape,
@@ -58,12 +57,11 @@ from streams.simulate import (
     Scenario,
     Traffic,
     Window,
-    _concat,
     _fps_random,
     _fps_templated,
     _ips,
     _payment_fp,
-    _take,
+    assemble,
 )
 
 __all__ = ["ATTACK_KINDS", "CONFOUNDER_KINDS", "Ctx", "Profile", "WildTenant", "background",
@@ -327,27 +325,7 @@ def build_wild(seed: int = 7, start_ts: int = DEFAULT_START_TS, duration_s: int 
     for k, (_kind, actor) in enumerate(_actors().items()):
         casts.append(actor(Ctx(np.random.default_rng([seed, 100 + k]), w, release_ts, tenants)))
 
-    merged = _concat([t.traffic for t in tenants] + [c.traffic for c in casts])
-    merged = _take(merged, np.argsort(merged.ts, kind="stable"))
-
-    benign = [t.account for t in tenants]
-    seen = set(benign)
-    for c in casts:
-        if c.label.confounder:
-            benign.extend(a for a in c.label.accounts if a not in seen)
-            seen.update(c.label.accounts)
-    attackers = [a for c in casts if not c.label.confounder for a in c.label.accounts]
-    if set(attackers) & seen or len(set(attackers)) != len(attackers):
-        raise AssertionError(f"wild seed {seed}: an account is in two roles")
-    sizes: Counter[str] = Counter(merged.account)
-    biggest = max(benign, key=lambda a: sizes[a])
-
-    records = {r.account_id: r for r in background_records(np.random.default_rng([seed, 2]), tenants, w.start_ts)}
-    for c in casts:
-        for r in c.accounts:
-            records.setdefault(r.account_id, r)
-    labels = ScenarioLabels(scenario="wild", seed=seed, start_ts=w.start_ts, end_ts=w.end_ts,
-                            events=len(merged), benign_accounts=benign,
-                            campaigns=[c.label for c in casts], biggest_benign_account=biggest)
-    return Scenario("wild", seed, merged, labels, list(records.values()))
+    records = background_records(np.random.default_rng([seed, 2]), tenants, w.start_ts)
+    return assemble("wild", seed, w, [t.traffic for t in tenants], [t.account for t in tenants],
+                    casts, records)
 

@@ -77,6 +77,13 @@ class WorkerCluster:
             p.poll(0)
         assert p.flush(30) == 0
 
+    def produce_accounts(self, records: list[tuple[str, bytes]]) -> None:
+        """Account records (key, value) onto the account stream, before a worker starts."""
+        p = Producer({"bootstrap.servers": self.broker, "linger.ms": 50})
+        for key, value in records:
+            p.produce(self.settings.topics.accounts, key=key, value=value)
+        assert p.flush(30) == 0
+
     def read_topic(self, topic: str, idle_s: float = 2.0) -> list[tuple[bytes | None, bytes | None]]:
         c = Consumer({"bootstrap.servers": self.broker, "group.id": f"read-{time.monotonic_ns()}",
                       "enable.auto.commit": False})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from streams.alerts import decode_alert
 from streams.offline import detect_offline
@@ -16,10 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_offline_detection_gives_the_worker_s_alert_ids(cluster) -> None:  # type: ignore[no-untyped-def]
     s = build_scenario("demo", seed=5, duration_s=1500, accounts=80, total_rate=30.0)
-    p = Producer({"bootstrap.servers": cluster.broker, "linger.ms": 50})
-    for key, value in encode_account_records(s):
-        p.produce(cluster.settings.topics.accounts, key=key, value=value)
-    assert p.flush(30) == 0
+    cluster.produce_accounts(list(encode_account_records(s)))
     _proc, port = cluster.start_worker()
     time.sleep(1.0)   # the account stream is read in the background
     items = [(k, v, ts) for k, ts, v in encode_events(s)]

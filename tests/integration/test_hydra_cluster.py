@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from streams.alerts import decode_alert
 from streams.simulate import build_scenario, encode_account_records, encode_events
@@ -18,10 +17,7 @@ pytestmark = pytest.mark.integration
 def test_hydra_cluster_named_by_the_coordination_agent(cluster) -> None:  # type: ignore[no-untyped-def]
     s = build_scenario("hydra_cluster", seed=4, duration_s=1800, accounts=60, total_rate=20.0)
     hydra = next(c for c in s.labels.campaigns if c.kind == "hydra_cluster")
-    p = Producer({"bootstrap.servers": cluster.broker, "linger.ms": 50})
-    for key, value in encode_account_records(s):
-        p.produce(cluster.settings.topics.accounts, key=key, value=value)
-    assert p.flush(30) == 0
+    cluster.produce_accounts(list(encode_account_records(s)))
     _proc, port = cluster.start_worker()
     time.sleep(1.0)   # the account stream is read in the background
     items = [(k, v, ts) for k, ts, v in encode_events(s)]

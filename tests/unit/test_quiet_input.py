@@ -7,6 +7,7 @@ late, and the same alerts (same ids) come out, each once.
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
 from models.monitor import MonitorConfig, PartitionMonitor
@@ -48,16 +49,31 @@ def _run(values: list[bytes], pause_at: int | None) -> tuple[list[tuple[str, str
     return out, late, mon.counters.events, first_at
 
 
+def _window_ends(values: list[bytes]) -> dict[str, int]:
+    mon = PartitionMonitor(CFG)
+    found = mon.step(_columns(values)).findings + mon.flush()
+    return {f.alert_id: f.window_end_ts for f in found if f.status == "firing"}
+
+
 def test_a_pause_loses_no_event_and_changes_no_alert_id() -> None:
     s = build_scenario("demo", seed=5, duration_s=1800, accounts=40, total_rate=8.0)
     values = [v for _, _, v in encode_events(s)]
     plain, late_plain, counted_plain, first_at = _run(values, None)
     firing = [a for a, st in plain if st == "firing"]
     assert firing, "the scenario raises no alert: nothing tested"
-    # pause just before the batch that closes the first alert's window: it is still open
-    pause_at = first_at[firing[0]]
+    # pause after every event of an alert's window has arrived, before the batch that
+    # closes it (the watermark must pass its end plus the lateness): it is still open
+    ts = [msgspec.json.decode(v)["ts"] for v in values]
+    ends = _window_ends(values)
+    pause_at = alert = None
+    for a in firing:
+        done = [b for b in range(0, first_at[a] + 1, 500) if b and max(ts[:b]) >= ends[a] - 1]
+        if done:
+            pause_at, alert = done[0], a
+            break
+    assert pause_at is not None, "no alert whose window is complete before it closes"
     paused, late_paused, counted_paused, paused_first_at = _run(values, pause_at)
-    assert paused_first_at[firing[0]] == -1, "the preview did not send the open window's alert"
+    assert paused_first_at[alert] == -1, "the preview did not send the open window's alert"
     assert late_paused == late_plain == 0
     assert counted_paused == counted_plain == len(values)
     assert set(paused) == set(plain)
