@@ -48,13 +48,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import combinations
 from typing import Any
 
 from models.incidents import Finding, alert_id_for
 
-__all__ = ["AccountSummary", "CoordinationDetector"]
+__all__ = ["AccountSummary", "CoordinationDetector", "SummaryBatch"]
 
 RULE = "coordinated_accounts"
 _WHEN = frozenset({"born", "start"})
@@ -127,6 +128,63 @@ class AccountSummary:
     def from_dict(cls, d: dict[str, Any]) -> AccountSummary:
         return cls(**{**d, "findings": tuple(d.get("findings") or ()),
                       "more_fps": tuple(d.get("more_fps") or ())})
+
+
+#: The per-account columns of a :class:`SummaryBatch` (every summary field but the window).
+SUMMARY_COLUMNS = tuple(f.name for f in fields(AccountSummary)
+                        if f.name not in ("window_start_ts", "window_end_ts"))
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryBatch:
+    """The summaries of one closed window of one partition, as columns of plain values:
+    one message on the summaries topic instead of one per account.
+
+    >>> b = SummaryBatch(0, 60_000, {"account_id": ["a", "b"], "requests": [3, 0],
+    ...                              "extraction_score": [0.5, 0.0], "more_fps": [[7], []]})
+    >>> [(s.account_id, s.requests, s.more_fps) for s in b.rows()]
+    [('a', 3, (7,)), ('b', 0, ())]
+    >>> SummaryBatch.from_dict(b.to_dict()) == b
+    True
+    """
+
+    window_start_ts: int
+    window_end_ts: int
+    columns: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.columns["account_id"])
+
+    def row(self, i: int) -> AccountSummary:
+        cols = self.columns
+        row = {k: cols[k][i] for k in SUMMARY_COLUMNS if k in cols}
+        if "more_fps" in row:
+            row["more_fps"] = tuple(row["more_fps"] or ())
+        if "findings" in row:
+            row["findings"] = tuple(row["findings"] or ())
+        return AccountSummary(window_start_ts=self.window_start_ts,
+                              window_end_ts=self.window_end_ts, **row)
+
+    def rows(self) -> Iterator[AccountSummary]:
+        return (self.row(i) for i in range(len(self)))
+
+    def with_accounts(self, lookup: Callable[[str], Any]) -> SummaryBatch:
+        """The batch with each account's payment fingerprint and creation time filled in
+        from the account stream (``lookup``: account id -> record or None)."""
+        recs = [lookup(a) for a in self.columns["account_id"]]
+        return replace(self, columns={
+            **self.columns,
+            "payment_fp": [None if r is None else r.payment_fp for r in recs],
+            "created_ts": [None if r is None else r.created_ts for r in recs]})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch": 1, "window_start_ts": self.window_start_ts,
+                "window_end_ts": self.window_end_ts, "columns": self.columns}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SummaryBatch:
+        cols = {k: list(v) for k, v in d["columns"].items() if k in SUMMARY_COLUMNS}
+        return cls(int(d["window_start_ts"]), int(d["window_end_ts"]), cols)
 
 
 @dataclass(slots=True)

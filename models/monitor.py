@@ -35,7 +35,7 @@ import numpy as np
 
 from models.accounts import BASELINE_FEATURES, AccountTable
 from models.batch import RequestColumns
-from models.coordination import AccountSummary
+from models.coordination import SummaryBatch
 from models.corroboration import apply_policy, trust_of
 from models.dedup import DedupIndex
 from models.detectors.base import Detector, WindowContext
@@ -108,7 +108,7 @@ class Preview:
     summaries of the windows it closed on its scratch copy."""
 
     findings: list[Finding]
-    summaries: list[AccountSummary]
+    summaries: list[SummaryBatch]
 
 
 @dataclass(slots=True)
@@ -143,7 +143,7 @@ class PartitionMonitor:
     watermark: int = -1
     counters: MonitorCounters = field(default_factory=MonitorCounters)
     dedup_rebuild_from: int | None = None   # after a restore: input offset to re-read from
-    outbox: list[AccountSummary] = field(default_factory=list)  # for the cross-account view
+    outbox: list[SummaryBatch] = field(default_factory=list)  # for the cross-account view
     stream_start_ts: int = -1
     model_first_seen: dict[int, int] = field(default_factory=dict)   # model hash -> event time
     profiles: ProfileLookup | None = None   # account id -> tier/created_ts (account stream)
@@ -343,8 +343,8 @@ class PartitionMonitor:
         for f in fired:
             self._previewed[f.alert_id] = f.window_end_ts
         summaries = scratch.drain_summaries()
-        for summary in summaries:       # findings on their way through the population view
-            for d in summary.findings:
+        for batch in summaries:       # findings on their way through the population view
+            for d in (d for row in batch.columns.get("findings", ()) for d in row):
                 if d["status"] == "firing" and d["alert_id"] not in self._previewed:
                     self._previewed[d["alert_id"]] = int(d["window_end_ts"])
                     self._routed.add(d["alert_id"])
@@ -418,34 +418,35 @@ class PartitionMonitor:
         if len(rows) == 0:
             return
         ids = ctx.account_ids
+        accounts = [ids[r] for r in rows.tolist()]
         first_seen = self.accounts.first_seen_ts[s.slots[rows]]
         grace = self.stream_start_ts + self.config.population_start_grace_ms
-        active_from = np.where(first_seen >= grace, first_seen, 0).tolist()
         sample = s.fp_sample[rows, :3]
         sample = np.where(sample == EMPTY, np.uint64(0), sample).tolist()
-        mins = {k: s.min_hashes[k][rows] for k in ("nets", "uas", "asns")}
-        net, ua, asn = (np.where(v == 0xFFFF_FFFF, 0, v).tolist() for v in mins.values())
-        n_req = feats["requests"][rows].astype(np.int64).tolist()
-        score = np.round(feats["extraction_score"][rows], 4).tolist()
-        xlike = np.round(feats["xlike_share"][rows], 4).tolist()
-        seen = ctx.windows_seen[rows].tolist()
-        for i, r in enumerate(rows.tolist()):
-            acc = ids[r]
-            mine = routed.pop(acc, ())
-            self.outbox.append(AccountSummary(
-                acc, s.start_ts, s.end_ts, n_req[i], score[i], template_fp=sample[i][0],
-                more_fps=tuple(fp for fp in sample[i][1:] if fp), net=net[i],
-                ua=ua[i], asn=asn[i], first_seen_ts=int(first_seen[i]), windows_seen=seen[i],
-                xlike=xlike[i], active_from_ts=active_from[i],
-                findings=tuple(f.to_dict() for f in mine)))
+        mins = [np.where(v == 0xFFFF_FFFF, 0, v).tolist()
+                for v in (s.min_hashes[k][rows] for k in ("nets", "uas", "asns"))]
+        self.outbox.append(SummaryBatch(s.start_ts, s.end_ts, {
+            "account_id": accounts,
+            "requests": feats["requests"][rows].astype(np.int64).tolist(),
+            "extraction_score": np.round(feats["extraction_score"][rows], 4).tolist(),
+            "template_fp": [fps[0] for fps in sample],
+            "more_fps": [[fp for fp in fps[1:] if fp] for fps in sample],
+            "net": mins[0], "ua": mins[1], "asn": mins[2],
+            "first_seen_ts": first_seen.tolist(),
+            "windows_seen": ctx.windows_seen[rows].tolist(),
+            "xlike": np.round(feats["xlike_share"][rows], 4).tolist(),
+            "active_from_ts": np.where(first_seen >= grace, first_seen, 0).tolist(),
+            "findings": [[f.to_dict() for f in routed.pop(a, ())] for a in accounts],
+        }))
         for acc, mine in routed.items():     # (every untrusted row has a summary; defensive)
             self.outbox.append(self._carrier(acc, s.start_ts, s.end_ts, mine))
 
     @staticmethod
-    def _carrier(account: str, start: int, end: int, findings: list[Finding]) -> AccountSummary:
+    def _carrier(account: str, start: int, end: int, findings: list[Finding]) -> SummaryBatch:
         """A summary that only carries findings to the population view."""
-        return AccountSummary(account, start, end, 0, 0.0,
-                              findings=tuple(f.to_dict() for f in findings))
+        return SummaryBatch(start, end, {"account_id": [account], "requests": [0],
+                                         "extraction_score": [0.0],
+                                         "findings": [[f.to_dict() for f in findings]]})
 
     def _route_resolved(self, findings: list[Finding]) -> list[Finding]:
         """Resolutions of incidents that went out through the population view go the same way."""
@@ -461,7 +462,7 @@ class PartitionMonitor:
                 out.append(f)
         return out
 
-    def drain_summaries(self) -> list[AccountSummary]:
+    def drain_summaries(self) -> list[SummaryBatch]:
         out, self.outbox = self.outbox, []
         return out
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from models.coordination import AccountSummary, CoordinationDetector
+from models.coordination import AccountSummary, CoordinationDetector, SummaryBatch
 from models.incidents import Finding
 from streams.settings import Settings
 from streams.state_store import SnapshotStore
@@ -95,12 +95,24 @@ class CrossAccountView:
         passed: list[Finding] = []
         for raw in raw_summaries:
             try:
-                passed += self.detector.add(AccountSummary.from_dict(msgspec.msgpack.decode(raw)))
-            except (msgspec.MsgspecError, TypeError, ValueError) as exc:
-                log.warning("skipping unreadable account summary: %s", exc)
-            except Exception as exc:
-                self.internal_errors += 1
-                log.error("internal error on an account summary: %r; skipped", exc, exc_info=True)
+                d = msgspec.msgpack.decode(raw)
+                # a batch of one window (this version) or one summary (earlier workers)
+                batch = (SummaryBatch.from_dict(d) if isinstance(d, dict) and "columns" in d
+                         else None)
+                count = 1 if batch is None else len(batch)
+            except (msgspec.MsgspecError, TypeError, ValueError, KeyError) as exc:
+                log.warning("skipping unreadable account summaries: %r", exc)
+                continue
+            for i in range(count):     # one bad row does not stop the rest of the window
+                try:
+                    row = AccountSummary.from_dict(d) if batch is None else batch.row(i)
+                    passed += self.detector.add(row)
+                except (TypeError, ValueError, KeyError) as exc:
+                    log.warning("skipping an unreadable account summary: %r", exc)
+                except Exception as exc:
+                    self.internal_errors += 1
+                    log.error("internal error on an account summary: %r; skipped", exc,
+                              exc_info=True)
         self.dirty = True
         return passed + self._closing(self.detector.close_ready)
 

@@ -38,7 +38,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from models.coordination import AccountSummary
+from models.coordination import SummaryBatch
 from models.incidents import Finding
 from models.monitor import MonitorConfig, PartitionMonitor
 from streams.account_registry import AccountRegistry
@@ -419,7 +419,7 @@ class DetectionEngine:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
-    def _forward_summaries(self, summaries: list[AccountSummary]) -> None:
+    def _forward_summaries(self, summaries: list[SummaryBatch]) -> None:
         self._send_summaries(encode_summaries(summaries, self.registry.get))
 
     def _send_summaries(self, encoded: list[tuple[str, bytes]]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
-from models.coordination import AccountSummary
+from models.coordination import SummaryBatch
 from models.incidents import Finding
 from models.monitor import PartitionMonitor
 from streams.columns import ColumnBuilder
@@ -32,22 +32,17 @@ class Folded:
     rejected: list[tuple[int, Rejection]] = field(default_factory=list)   # (batch index, why)
     late: list[tuple[int, int]] = field(default_factory=list)             # (batch index, ts)
     findings: list[Finding] = field(default_factory=list)
-    summaries: list[tuple[str, bytes]] = field(default_factory=list)      # (key, encoded)
+    summaries: list[tuple[str, bytes]] = field(default_factory=list)      # (key, encoded batch)
     counted: int = 0
     duplicates: int = 0
 
 
-def encode_summaries(summaries: list[AccountSummary], lookup: RecordLookup) -> list[tuple[str, bytes]]:
-    """Summaries enriched with the account stream's payment fingerprint and creation time,
-    encoded (msgpack of plain data) as the summaries topic carries them."""
-    out = []
+def encode_summaries(batches: list[SummaryBatch], lookup: RecordLookup) -> list[tuple[str, bytes]]:
+    """Summary batches enriched with the account stream's payment fingerprints and creation
+    times, encoded (msgpack of plain data) as the summaries topic carries them: one
+    message per closed window and partition."""
     encode = msgspec.msgpack.encode
-    for s in summaries:
-        rec = lookup(s.account_id)
-        if rec is not None:
-            s = s.with_account(rec.payment_fp, rec.created_ts)
-        out.append((s.account_id, encode(s.to_dict())))
-    return out
+    return [(str(b.window_start_ts), encode(b.with_accounts(lookup).to_dict())) for b in batches]
 
 
 def fold_batch(monitor: PartitionMonitor, builder: ColumnBuilder, values: list[bytes | None],
