@@ -213,6 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cols = make_columns(order[lo:hi], ts[lo:hi], names, traits, rng)
                 s0 = time.perf_counter()
                 monitors[p].step(cols)
+                monitors[p].drain_summaries()   # the worker sends them on after every batch
                 step_s += time.perf_counter() - s0
                 events += hi - lo
             del order, ts
