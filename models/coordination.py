@@ -487,9 +487,9 @@ class CoordinationDetector:
         self._latest_end = int(d["latest_end"])
         self._holders = {k: {a: int(t) for a, t in v.items()} for k, v in d["holders"].items()}
         self._score = {a: (float(v[0]), int(v[1])) for a, v in d["score"].items()}
-        self._clusters = {c["cluster_id"]: _cluster_of_dict(c) for c in d["clusters"]}
+        self._clusters = {c["cluster_id"]: _cluster_from_dict(c) for c in d["clusters"]}
         self._cluster_of = {a: cid for cid, c in self._clusters.items() for a in c.members}
-        self._recent = {c["cluster_id"]: _cluster_of_dict(c) for c in d.get("recent", [])}
+        self._recent = {c["cluster_id"]: _cluster_from_dict(c) for c in d.get("recent", [])}
         self._recent_of = {a: cid for cid, c in self._recent.items() for a in c.members}
         self._absorbed = set(d["absorbed"])
         self._keys_of = {a: list(v) for a, v in d.get("keys_of", {}).items()}
@@ -502,7 +502,7 @@ def _cluster_dict(c: _Cluster) -> dict[str, Any]:
             "absorbed": c.absorbed}
 
 
-def _cluster_of_dict(c: dict[str, Any]) -> _Cluster:
+def _cluster_from_dict(c: dict[str, Any]) -> _Cluster:
     return _Cluster(c["cluster_id"], c["alert_id"], int(c["first_start_ts"]), set(c["members"]),
                     int(c["last_hit_end_ts"]), float(c["peak_score"]), int(c["sent_members"]),
                     set(c["kinds"]), int(c["absorbed"]))

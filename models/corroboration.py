@@ -77,10 +77,6 @@ def trust_of(lookup: Callable[[str], object | None] | None, account_ids: list[st
     return trusted, untrusted
 
 
-def _family(rule: str) -> str:
-    return rule
-
-
 def apply_policy(hits: list[Hit], trusted: np.ndarray) -> list[Hit]:
     """The hits that may alert, with their severity set by the policy above."""
     by_row: dict[int, list[Hit]] = defaultdict(list)
@@ -92,7 +88,7 @@ def apply_policy(hits: list[Hit], trusted: np.ndarray) -> list[Hit]:
         if trusted[row]:
             row_hits = [h for h in row_hits if h.rule in OWN_HISTORY_RULES or h.rule in CORROBORATING]
         primary = [h for h in row_hits if h.rule not in CORROBORATING]
-        families = {_family(h.rule) for h in row_hits}
+        families = {h.rule for h in row_hits}
         for h in primary:
             others = sorted({x.rule for x in row_hits if x.rule != h.rule})
             sev = SEVERITIES.index(h.severity)

@@ -69,9 +69,9 @@ def window_features(s: WindowSummary) -> dict[str, np.ndarray]:
         "new_key_share": _ratio(c["n_new_key"], c["n"]),
         "new_model_share": _ratio(c["n_new_model"], c["n"]),
         "fresh_model_share": _ratio(c["n_fresh_model"], c["n"]),
-        "new_asn_share": _ratio(c["n_new_asn"], c["n"]) if "n_new_asn" in c else np.zeros_like(n),
-        "long_answer_share": _ratio(c["n_long"], c["n"]) if "n_long" in c else np.zeros_like(n),
-        "extraction_like_share": _ratio(c["n_xlike"], c["n"]) if "n_xlike" in c else np.zeros_like(n),
+        "new_asn_share": _ratio(c["n_new_asn"], c["n"]),
+        "long_answer_share": _ratio(c["n_long"], c["n"]),
+        "extraction_like_share": _ratio(c["n_xlike"], c["n"]),
     }
     out["extraction_score"] = extraction_score(out)
     return out

@@ -1,15 +1,13 @@
 """``xwatch detect EVENTS``: the worker's detection over a file of request events, no broker.
 
 Runs :func:`~streams.offline.detect_offline` (the worker's own per-partition fold and
-population view) over a JSON Lines file of request events (``.gz`` read as gzip; ``-`` is
-standard input) and writes the alerts as JSON Lines, exactly as the worker would put them
+population view) over a JSON Lines file of request events (plain or gzip, told by content) and writes the alerts as JSON Lines, exactly as the worker would put them
 on the alert topic for the same events (same ``alert_id`` values). Values the worker would
 dead-letter are skipped the same way and counted.
 """
 
 from __future__ import annotations
 
-import gzip
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,21 +17,16 @@ import msgspec
 
 from streams.alerts import encode_alert
 from streams.records import AccountRecord
+from streams.replay.errors import ReplayError
+from streams.replay.jsonl import JsonLinesSource
 
 __all__ = ["detect_command"]
 
 
-def _lines(path: str) -> Iterator[bytes]:
-    if path == "-":
-        for line in sys.stdin.buffer:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
-        return
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
+def _values(path: str | Path) -> Iterator[bytes]:
+    """The lines of a JSON Lines file, plain or gzip (by content), blank lines skipped."""
+    for batch in JsonLinesSource(path).batches():
+        yield from batch.values
 
 
 def _accounts(path: Path | None) -> list[AccountRecord]:
@@ -41,7 +34,7 @@ def _accounts(path: Path | None) -> list[AccountRecord]:
         return []
     decode = msgspec.json.Decoder(AccountRecord).decode
     out = []
-    for i, line in enumerate(_lines(str(path)), 1):
+    for i, line in enumerate(_values(path), 1):
         try:
             out.append(decode(line))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -61,7 +54,7 @@ def _accounts(path: Path | None) -> list[AccountRecord]:
               help="Split the events like an input topic with this many partitions, keyed by "
                    "account_id (use the topic's partition count to match a worker).")
 def detect_command(events: str, accounts: Path | None, out: Path | None, partitions: int) -> None:
-    """Run detection over EVENTS (JSON Lines of request events, .gz or - for stdin) offline.
+    """Run detection over EVENTS (a JSON Lines file of request events, plain or gzip) offline.
 
     \\b
     Examples:
@@ -71,13 +64,11 @@ def detect_command(events: str, accounts: Path | None, out: Path | None, partiti
     """
     from streams.offline import detect_offline
 
-    if events != "-" and not Path(events).is_file():
-        raise click.BadParameter(f"no such file: {events}", param_hint="EVENTS")
-    records = _accounts(accounts)
     try:
-        alerts = detect_offline(_lines(events), partitions=partitions, accounts=records)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise click.ClickException(f"cannot read {events}: {exc}") from exc
+        records = _accounts(accounts)
+        alerts = detect_offline(_values(events), partitions=partitions, accounts=records)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
     sink = out.open("wb") if out is not None else sys.stdout.buffer
     try:
         for a in alerts:
