@@ -422,24 +422,34 @@ class PartitionMonitor:
         first_seen = self.accounts.first_seen_ts[s.slots[rows]]
         grace = self.stream_start_ts + self.config.population_start_grace_ms
         sample = s.fp_sample[rows, :3]
-        sample = np.where(sample == EMPTY, np.uint64(0), sample).tolist()
+        sample = np.where(sample == EMPTY, np.uint64(0), sample)
         mins = [np.where(v == 0xFFFF_FFFF, 0, v).tolist()
                 for v in (s.min_hashes[k][rows] for k in ("nets", "uas", "asns"))]
         self.outbox.append(SummaryBatch(s.start_ts, s.end_ts, {
             "account_id": accounts,
             "requests": feats["requests"][rows].astype(np.int64).tolist(),
             "extraction_score": np.round(feats["extraction_score"][rows], 4).tolist(),
-            "template_fp": [fps[0] for fps in sample],
-            "more_fps": [[fp for fp in fps[1:] if fp] for fps in sample],
+            "template_fp": sample[:, 0].tolist(),
+            "more_fps": sample[:, 1:].tolist(),          # 0: no further template (ignored)
             "net": mins[0], "ua": mins[1], "asn": mins[2],
             "first_seen_ts": first_seen.tolist(),
             "windows_seen": ctx.windows_seen[rows].tolist(),
             "xlike": np.round(feats["xlike_share"][rows], 4).tolist(),
             "active_from_ts": np.where(first_seen >= grace, first_seen, 0).tolist(),
-            "findings": [[f.to_dict() for f in routed.pop(a, ())] for a in accounts],
+            "findings": self._findings_column(accounts, routed),
         }))
         for acc, mine in routed.items():     # (every untrusted row has a summary; defensive)
             self.outbox.append(self._carrier(acc, s.start_ts, s.end_ts, mine))
+
+    @staticmethod
+    def _findings_column(accounts: list[str], routed: dict[str, list[Finding]]) -> list[list[dict]]:
+        """Per row, the findings routed with it; ``routed`` keeps those of accounts not in rows."""
+        column: list[list[dict]] = [[]] * len(accounts)     # shared empty lists, never mutated
+        if routed:
+            at = dict(zip(accounts, range(len(accounts))))
+            for acc in [a for a in routed if a in at]:
+                column[at[acc]] = [f.to_dict() for f in routed.pop(acc)]
+        return column
 
     @staticmethod
     def _carrier(account: str, start: int, end: int, findings: list[Finding]) -> SummaryBatch:
