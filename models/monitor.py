@@ -446,7 +446,7 @@ class PartitionMonitor:
         """Per row, the findings routed with it; ``routed`` keeps those of accounts not in rows."""
         column: list[list[dict]] = [[]] * len(accounts)     # shared empty lists, never mutated
         if routed:
-            at = dict(zip(accounts, range(len(accounts))))
+            at = {a: i for i, a in enumerate(accounts)}
             for acc in [a for a in routed if a in at]:
                 column[at[acc]] = [f.to_dict() for f in routed.pop(acc)]
         return column

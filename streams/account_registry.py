@@ -15,6 +15,7 @@ from collections import Counter
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from streams.connection import KafkaConnection, client_config
 from streams.records import AccountRecord, AccountRecordDecoder, Rejection
 
 __all__ = ["AccountRegistry"]
@@ -24,9 +25,10 @@ _LOGGED_REJECTIONS = 20     # then only counted (metric xwatch_account_records_r
 
 
 class AccountRegistry:
-    def __init__(self, broker: str, topic: str) -> None:
+    def __init__(self, broker: str | KafkaConnection, topic: str, app_id: str = "xwatch") -> None:
         self.broker = broker
         self.topic = topic
+        self.app_id = app_id          # its (never committed) group id starts with it: prefixed ACLs
         self.records: dict[str, AccountRecord] = {}
         self.rejected: Counter[str] = Counter()    # bad records skipped, by reason
         self.internal_errors = 0
@@ -61,8 +63,8 @@ class AccountRegistry:
             self._thread.join(5)
 
     def _run(self) -> None:
-        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"xwatch-accounts-{uuid.uuid4().hex}",
-                      "enable.auto.commit": False, "fetch.wait.max.ms": 200})
+        c = Consumer(client_config(self.broker, {"group.id": f"{self.app_id}-accounts-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False, "fetch.wait.max.ms": 200}))
         try:
             assigned = False
             while not self._stop.is_set():

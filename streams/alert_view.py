@@ -12,6 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from rich.console import Console
 
 from streams.alerts import Alert, decode_alert
+from streams.connection import KafkaConnection, client_config
 
 __all__ = ["AlertReader", "format_alert", "print_alerts"]
 
@@ -30,11 +31,11 @@ def format_alert(a: Alert) -> str:
 class AlertReader:
     """Reads every partition of the alert topic without a consumer group."""
 
-    def __init__(self, broker: str, topic: str, from_end: bool = False) -> None:
+    def __init__(self, broker: str | KafkaConnection, topic: str, from_end: bool = False) -> None:
         self.topic = topic
         self.skipped = 0
-        self._consumer = Consumer({"bootstrap.servers": broker, "group.id": f"xwatch-alerts-{uuid.uuid4().hex}",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+        self._consumer = Consumer(client_config(broker, {"group.id": f"xwatch-alerts-{uuid.uuid4().hex}",
+                                   "enable.auto.commit": False, "fetch.wait.max.ms": 50}))
         md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
             parts = [0]
@@ -62,7 +63,7 @@ class AlertReader:
         self._consumer.close()
 
 
-def print_alerts(broker: str, topic: str, follow: bool = False, as_json: bool = False,
+def print_alerts(broker: str | KafkaConnection, topic: str, follow: bool = False, as_json: bool = False,
                  from_end: bool = False, idle_s: float = 3.0,
                  out: Callable[[str], None] | None = None) -> int:
     console = Console()

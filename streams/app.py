@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,7 @@ import mode
 from streams.alerts import encode_alert
 from streams.cross_account import CrossAccountView
 from streams.engine import DetectionEngine, EngineMetrics, finding_to_alert
+from streams.kafka_probe import KafkaUnreachable, wait_for_kafka
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -31,6 +33,7 @@ __all__ = ["create_app", "render_metrics"]
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
+UNAVAILABLE_EXIT_CODE = 69
 
 
 def render_metrics(m: EngineMetrics) -> str:
@@ -65,15 +68,17 @@ def render_metrics(m: EngineMetrics) -> str:
 def create_app(settings: Settings, engine: DetectionEngine | None = None) -> faust.App:
     """A Faust app running the detector. Nothing happens until a worker starts it."""
     engine = engine or DetectionEngine(settings, population_view=True)
+    connection = settings.connection
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.broker}",
+        broker=connection.faust_broker(),
+        broker_credentials=connection.faust_credentials(),
         store="memory://",
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind="0.0.0.0",
         broker_session_timeout=settings.session_timeout_s,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor if settings.replication_factor > 0 else 1,
         datadir=os.path.join(tempfile.gettempdir(), f"xwatch-{settings.app_id}-{os.getpid()}"),
     )
     app.engine = engine  # type: ignore[attr-defined]
@@ -178,9 +183,22 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
 
 
 def run_worker(settings: Settings) -> int:
-    """Run a worker in the foreground until SIGTERM/SIGINT; returns the exit code."""
-    ensure_topics(settings)   # before Faust subscribes its agents
-    app = create_app(settings)
+    """Run a worker in the foreground until SIGTERM/SIGINT; returns the exit code.
+
+    Kafka not there yet (a broker restarting, a cluster still coming up) is waited for with
+    backoff, one log line an attempt, until ``connect_deadline_s``; then one line and exit
+    code 69 (EX_UNAVAILABLE), never a traceback.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper().replace("CRIT", "CRITICAL").replace(
+            "WARN", "WARNING"), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    try:
+        wait_for_kafka(settings.connection, settings.connect_deadline_s)
+        ensure_topics(settings)   # before Faust subscribes its agents
+        app = create_app(settings)
+    except (KafkaUnreachable, ConnectionError, ValueError) as exc:
+        print(f"xwatch worker: {exc}", file=sys.stderr)
+        return UNAVAILABLE_EXIT_CODE
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     started = time.monotonic()
     try:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from streams.kafka_options import kafka_options
+
+if TYPE_CHECKING:
+    from streams.connection import KafkaConnection
 
 __all__ = ["main"]
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _broker_option(required_help: str = "Kafka bootstrap servers (host:port).") -> Any:
-    return click.option("--broker", envvar=["XWATCH_BROKER", "KAFKA_BOOTSTRAP_SERVERS"],
-                        show_envvar=True, help=required_help)
 
 
 @click.group(context_settings=_CTX)
@@ -34,15 +34,21 @@ def main() -> None:
 
 
 @main.command(context_settings=_CTX)
-@_broker_option()
+@kafka_options(default_broker="127.0.0.1:9092")
 @click.option("--app-id", envvar="XWATCH_APP_ID", default="xwatch", show_default=True,
               help="Application id: prefix of the consumer group and internal topics.")
 @click.option("--partitions", envvar="XWATCH_PARTITIONS", type=int, default=4, show_default=True,
               help="Partitions for topics the worker creates when they are missing.")
+@click.option("--replication-factor", envvar="XWATCH_REPLICATION_FACTOR", type=int, default=-1,
+              show_default=True, help="Replication factor of topics the worker creates when they "
+              "are missing; -1: the broker's default (default.replication.factor).")
 @click.option("--window", "window_s", envvar="XWATCH_WINDOW_S", type=int, default=60,
               show_default=True, help="Per-account window length in seconds of event time.")
 @click.option("--lateness", "allowed_lateness_s", envvar="XWATCH_ALLOWED_LATENESS_S", type=int,
               default=30, show_default=True, help="Allowed lateness (s) before events go to the DLQ as late.")
+@click.option("--connect-deadline", "connect_deadline_s", envvar="XWATCH_CONNECT_DEADLINE_S", type=float,
+              default=300.0, show_default=True,
+              help="Seconds a starting worker waits for Kafka (retrying with backoff) before it gives up.")
 @click.option("--web-port", envvar="XWATCH_WEB_PORT", type=int, default=6066, show_default=True,
               help="Port of /health and /metrics.")
 @click.option("--log-level", envvar="XWATCH_LOG_LEVEL", default="info", show_default=True,
@@ -58,8 +64,10 @@ def worker(**opts: Any) -> None:
     from streams.app import run_worker
     from streams.settings import Settings
 
-    settings = Settings.from_env(**opts)
-    _require_broker(settings.broker)
+    try:
+        settings = Settings.from_env(kafka=opts.pop("broker"), **opts)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     sys.exit(run_worker(settings))
 
 
@@ -94,17 +102,18 @@ def broker(port: int) -> None:
 
 
 @main.command(context_settings=_CTX)
-@_broker_option()
+@kafka_options()
 @click.option("--topic", envvar="XWATCH_TOPIC_ALERTS", default="abuse.alerts", show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep waiting for new alerts (Ctrl-C to stop).")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
 @click.option("--from-end", is_flag=True, help="Only alerts written from now on.")
-def alerts(broker: str | None, topic: str, follow: bool, as_json: bool, from_end: bool) -> None:
+def alerts(broker: KafkaConnection | None, topic: str, follow: bool, as_json: bool, from_end: bool) -> None:
     """Print alerts from the alert topic (from the beginning unless --from-end)."""
     from streams.alert_view import print_alerts
 
     _require_broker(broker)
-    sys.exit(print_alerts(broker or "", topic, follow=follow, as_json=as_json, from_end=from_end))
+    assert broker is not None
+    sys.exit(print_alerts(broker, topic, follow=follow, as_json=as_json, from_end=from_end))
 
 
 @main.command(context_settings=_CTX)
@@ -123,7 +132,7 @@ def alerts(broker: str | None, topic: str, follow: bool, as_json: bool, from_end
 @click.option("--out", type=click.Path(dir_okay=False), help="Write events to this JSONL file (.gz ok).")
 @click.option("--labels", type=click.Path(dir_okay=False),
               help="Write the labels here (default: next to --out as *.labels.json).")
-@_broker_option("Write events to this Kafka instead of (or as well as) a file.")
+@kafka_options("Write events to this Kafka instead of (or as well as) a file.")
 @click.option("--topic", envvar="XWATCH_TOPIC_REQUESTS", default="api.requests", show_default=True)
 @click.option("--accounts-topic", envvar="XWATCH_TOPIC_ACCOUNTS", default="api.accounts",
               show_default=True, help="Where the account records go (written before the events).")
@@ -143,7 +152,7 @@ def simulate(**opts: Any) -> None:
 
 
 @main.command(context_settings=_CTX)
-@_broker_option("Use this Kafka instead of starting the embedded broker.")
+@kafka_options("Use this Kafka instead of starting the embedded broker.")
 @click.option("--speed", type=float, default=60.0, show_default=True,
               help="Event time per wall time: 60 plays the 30-minute scenario in 30 s.")
 @click.option("--seed", type=int, default=7, show_default=True)
@@ -157,7 +166,7 @@ def demo(**opts: Any) -> None:
     sys.exit(run_demo(**opts))
 
 
-def _require_broker(broker: str | None) -> None:
+def _require_broker(broker: object | None) -> None:
     if not broker:
         raise click.UsageError("no broker given: use --broker HOST:PORT or set XWATCH_BROKER "
                                "(or run `xwatch demo` to try it without Kafka)")

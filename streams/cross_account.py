@@ -54,7 +54,7 @@ class CrossAccountView:
     def store(self) -> SnapshotStore:
         if self._store is None:
             s = self.settings
-            self._store = SnapshotStore(s.broker, s.state_topic, s.coordination_topic)
+            self._store = SnapshotStore(s.connection, s.state_topic, s.coordination_topic)
         return self._store
 
     # -- ownership (blocking: run these in an executor) --------------------------------

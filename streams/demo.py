@@ -28,6 +28,7 @@ from rich.table import Table
 from streams.alert_view import AlertReader, format_alert
 from streams.alerts import Alert
 from streams.broker import EmbeddedBroker, die_with_parent, free_port
+from streams.connection import KafkaConnection, as_connection, client_config
 from streams.settings import Settings
 from streams.simulate import build_scenario
 from streams.simulate_cli import produce_account_records, produce_scenario
@@ -61,11 +62,11 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def start_worker_process(broker: str, web_port: int, log_path: Path,
+def start_worker_process(broker: str | KafkaConnection, web_port: int, log_path: Path,
                          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A real ``xwatch worker`` in its own process (stdout/stderr to ``log_path``); it is
     stopped by the kernel if this process dies first (an interrupted test or demo)."""
-    env = {**os.environ, "XWATCH_BROKER": broker, "XWATCH_WEB_PORT": str(web_port),
+    env = {**os.environ, **as_connection(broker).to_env(), "XWATCH_WEB_PORT": str(web_port),
            "XWATCH_SESSION_TIMEOUT_S": "6", "XWATCH_IDLE_PARTITION_S": "2",
            "XWATCH_SNAPSHOT_INTERVAL_S": "5", **(extra_env or {})}   # extra_env wins
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
@@ -105,7 +106,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:
     return proc.returncode
 
 
-def run_demo(broker: str | None, speed: float, seed: int, accounts: int, duration_s: int) -> int:
+def run_demo(broker: KafkaConnection | None, speed: float, seed: int, accounts: int, duration_s: int) -> int:
     console = Console()
     embedded: EmbeddedBroker | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -115,9 +116,9 @@ def run_demo(broker: str | None, speed: float, seed: int, accounts: int, duratio
         if broker is None:
             with console.status("starting the embedded broker (Tansu)…"):
                 embedded = EmbeddedBroker(log_path=workdir / "broker.log")
-                broker = embedded.start()
+                broker = as_connection(embedded.start())
             console.print(f"[green]✓[/] embedded broker on {broker}")
-        settings = Settings.from_env({}, broker=broker)
+        settings = Settings.from_env({}, kafka=broker)
         ensure_topics(settings)
         web_port = free_port()
         worker_log = workdir / "worker.log"
@@ -147,7 +148,7 @@ def run_demo(broker: str | None, speed: float, seed: int, accounts: int, duratio
 
         shower = threading.Thread(target=show_alerts, daemon=True)
         shower.start()
-        producer = Producer({"bootstrap.servers": broker, "linger.ms": 50, "log.connection.close": False})
+        producer = Producer(client_config(broker, {"linger.ms": 50, "log.connection.close": False}))
         produce_account_records(scenario, producer, settings.topics.accounts)
         for raw in _BAD_INPUT:
             producer.produce(settings.topics.requests, key=b"demo-bad-input", value=raw)

@@ -44,6 +44,7 @@ from models.monitor import MonitorConfig, PartitionMonitor
 from streams.account_registry import AccountRegistry
 from streams.alerts import Alert, encode_alert
 from streams.columns import ColumnBuilder
+from streams.connection import client_config
 from streams.crash_journal import JournalEntry, PartitionGuard
 from streams.pipeline import encode_summaries, fold_batch
 from streams.records import Rejection, dead_letter
@@ -152,7 +153,7 @@ class DetectionEngine:
         self._at_end: set[int] = set()   # partitions caught up with their log end (EOF seen)
         self._builder = ColumnBuilder()
         self._config = monitor_config(settings, population_view)
-        self.registry = AccountRegistry(settings.broker, settings.topics.accounts)
+        self.registry = AccountRegistry(settings.connection, settings.topics.accounts, settings.app_id)
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._store: SnapshotStore | None = None
@@ -174,21 +175,19 @@ class DetectionEngine:
     def run(self) -> None:
         """The loop; returns after :meth:`stop` with a final snapshot written."""
         s = self.settings
-        self._producer = Producer({
-            "bootstrap.servers": s.broker, "linger.ms": 20, "batch.num.messages": 10_000,
-            "enable.idempotence": True,
-        })
-        self._store = SnapshotStore(s.broker, s.state_topic, s.topics.requests)
+        self._producer = Producer(client_config(s.connection, {
+            "linger.ms": 20, "batch.num.messages": 10_000, "enable.idempotence": True,
+        }))
+        self._store = SnapshotStore(s.connection, s.state_topic, s.topics.requests)
         self.registry.start()
-        self._consumer = Consumer({
-            "bootstrap.servers": s.broker, "group.id": s.group_id,
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        self._consumer = Consumer(client_config(s.connection, {
+            "group.id": s.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": int(s.session_timeout_s * 1000),
             "heartbeat.interval.ms": max(500, int(s.session_timeout_s * 1000) // 3),
             "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 10,
             "partition.assignment.strategy": "range",
             "enable.partition.eof": True,   # idle means caught up, never "not served lately"
-        })
+        }))
         self._consumer.subscribe([s.topics.requests], on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
@@ -290,8 +289,9 @@ class DetectionEngine:
         start = mon.dedup_rebuild_from
         if start is None or start >= end_offset:
             return
-        c = Consumer({"bootstrap.servers": self.settings.broker, "group.id": f"{self.settings.group_id}-dedup",
-                      "enable.auto.commit": False, "fetch.queue.backoff.ms": 10})
+        c = Consumer(client_config(self.settings.connection, {
+            "group.id": f"{self.settings.group_id}-dedup", "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 10}))
         try:
             c.assign([TopicPartition(self.settings.topics.requests, p, start)])
             done = False

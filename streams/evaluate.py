@@ -21,6 +21,8 @@ import msgspec
 
 from models.scoring import AlertRecord, Campaign, CampaignScore, Goals, Scorecard, format_ms, score
 from streams.alerts import Alert, decode_alert
+from streams.connection import KafkaConnection, client_config
+from streams.kafka_options import kafka_options
 from streams.labels import ScenarioLabels, read_labels
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class LoadedAlerts(NamedTuple):
 
 
 def load_alerts(
-    source: str | Path, broker: str | None = None, *, idle_timeout_s: float = 5.0
+    source: str | Path, broker: str | KafkaConnection | None = None, *, idle_timeout_s: float = 5.0
 ) -> LoadedAlerts:
     """Alerts from ``source``: a JSONL file, ``-`` for stdin, ``kafka://HOST:PORT/TOPIC``, or —
     with ``broker`` given and no such file — a topic name on that broker."""
@@ -87,7 +89,7 @@ def read_alert_file(lines: Iterable[bytes]) -> LoadedAlerts:
 
 
 def read_alert_topic(
-    broker: str,
+    broker: str | KafkaConnection,
     topic: str,
     *,
     idle_timeout_s: float = 5.0,
@@ -109,13 +111,12 @@ def read_alert_topic(
     if own:
         from confluent_kafka import Consumer
 
-        consumer = Consumer({
-            "bootstrap.servers": broker,
+        consumer = Consumer(client_config(broker, {
             "group.id": f"xwatch-evaluate-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-        })
+        }))
     try:
         meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
@@ -290,10 +291,8 @@ def _figures(c: CampaignScore) -> tuple[str, str, str]:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes for --scenario (one seed each at a time).")
 @click.option("--per-seed", is_flag=True, help="With --scenario: also print one line per seed.")
-@click.option(
-    "--broker", envvar="XWATCH_BROKER", metavar="HOST:PORT",
-    help="Read ALERTS as a topic name on this broker (env XWATCH_BROKER); a file of that name wins.",
-)
+@kafka_options("Read ALERTS as a topic name on this broker (host:port or kafka://host:port); "
+               "a file of that name wins.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scorecard as JSON.")
 @click.option("--fail-on-goals", is_flag=True, help="Exit with status 1 when a goal is missed.")
 @click.option(
@@ -302,7 +301,7 @@ def _figures(c: CampaignScore) -> tuple[str, str, str]:
 )
 def evaluate_command(
     labels: Path | None, alerts: str | None, scenario: str | None, seeds: str, jobs: int,
-    per_seed: bool, broker: str | None, as_json: bool, fail_on_goals: bool,
+    per_seed: bool, broker: KafkaConnection | None, as_json: bool, fail_on_goals: bool,
     idle_timeout: float,
 ) -> None:
     """Score ALERTS against the scenario LABELS written by `xwatch simulate`, or, with

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from streams.connection import KafkaConnection
+
 __all__ = ["Settings", "Topics"]
+
+
+DEFAULT_BROKER = "127.0.0.1:9092"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +35,11 @@ class Topics:
 class Settings:
     """Everything a worker needs. Times are seconds unless the name says ms."""
 
-    broker: str = "127.0.0.1:9092"
+    broker: str = DEFAULT_BROKER
     app_id: str = "xwatch"
     topics: Topics = field(default_factory=Topics)
     partitions: int = 4                  # used when the worker creates missing topics
+    replication_factor: int = -1         # of topics the worker creates; -1: the broker's default
     # event time
     window_s: int = 60                   # tumbling window for per-account statistics
     allowed_lateness_s: int = 30         # events later than this after the watermark go to DLQ
@@ -50,9 +56,19 @@ class Settings:
     poison_after_crashes: int = 3        # a message in flight in this many crashes in a row
     #                                      is dead-lettered instead (see streams.crash_journal)
     session_timeout_s: float = 6.0
+    connect_deadline_s: float = 300.0    # how long a starting worker waits for Kafka
     web_port: int = 6066
     web_enabled: bool = True
     log_level: str = "info"
+    # how every Kafka client connects (TLS, SASL, overrides); its bootstrap is ``broker``
+    kafka: KafkaConnection | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """The one Kafka client configuration every client of this worker is built from."""
+        if self.kafka is None:
+            return KafkaConnection.from_options(self.broker)
+        return self.kafka if self.kafka.bootstrap == self.broker else self.kafka.with_bootstrap(self.broker)
 
     @property
     def state_topic(self) -> str:
@@ -81,12 +97,13 @@ class Settings:
         'b:1'
         """
         env = os.environ if env is None else env
+        connection_flags = {k: overrides.pop(k) for k in list(overrides) if k in CONNECTION_OPTIONS}
         values: dict[str, Any] = {}
         if "KAFKA_BOOTSTRAP_SERVERS" in env:
             values["broker"] = env["KAFKA_BOOTSTRAP_SERVERS"]
         for f in fields(cls):
             key = f"XWATCH_{f.name.upper()}"
-            if key in env and f.name != "topics":
+            if key in env and f.name not in ("topics", "kafka"):
                 values[f.name] = _coerce(f.type, env[key], key)
         topics = {t.name: env[f"XWATCH_TOPIC_{t.name.upper()}"]
                   for t in fields(Topics) if f"XWATCH_TOPIC_{t.name.upper()}" in env}
@@ -94,6 +111,10 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         base_topics = topic_overrides if isinstance(topic_overrides, Topics) else Topics()
         values["topics"] = dataclasses.replace(base_topics, **topics)
+        if values.get("kafka") is None:
+            values["kafka"] = KafkaConnection.from_env(
+                env, broker=values.get("broker") or DEFAULT_BROKER, **connection_flags)
+        values["broker"] = values["kafka"].bootstrap
         settings = cls(**values)
         settings.validate()
         return settings
@@ -103,6 +124,8 @@ class Settings:
             raise ValueError("window_s must be positive")
         if self.allowed_lateness_s < 0:
             raise ValueError("allowed_lateness_s must be >= 0")
+        if self.replication_factor == 0 or self.replication_factor < -1:
+            raise ValueError("replication_factor must be positive, or -1 for the broker's default")
         if self.partitions <= 0:
             raise ValueError("partitions must be positive")
         if self.batch_max <= 0:
@@ -111,6 +134,12 @@ class Settings:
             raise ValueError("poison_after_crashes must be >= 1")
         if self.dedup_horizon_s < self.window_s + self.allowed_lateness_s:
             raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
+
+
+CONNECTION_OPTIONS = frozenset({
+    "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
+    "ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password_file",
+    "ssl_check_hostname", "kafka_config", "kafka_config_file"})
 
 
 def _coerce(type_name: Any, raw: str, key: str) -> Any:

@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from streams.connection import KafkaConnection
 from streams.labels import write_labels
 from streams.replay.errors import ReplayError
 from streams.replay.pacing import Pacer
@@ -90,13 +91,15 @@ def produce_account_records(s: Scenario, producer: Producer, topic: str) -> int:
     return n
 
 
-def ensure_accounts_topic(broker: str, topic: str, partitions: int = 4,
+def ensure_accounts_topic(broker: str | KafkaConnection, topic: str, partitions: int = 4,
                           timeout_s: float = 10.0) -> None:
     """Create the accounts topic (compacted, as the contract says) when it does not exist."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": broker})
+    from streams.connection import client_config
+
+    admin = AdminClient(client_config(broker))
     try:
         if topic in admin.list_topics(timeout=timeout_s).topics:
             return
@@ -123,7 +126,7 @@ def _given(param: str) -> bool:
 
 def run_simulate(scenario: str, list_only: bool, seed: int, duration_s: int | None,
                  accounts: int | None, total_rate: float | None, start_ts: int | None,
-                 out: str | None, labels: str | None, broker: str | None, topic: str,
+                 out: str | None, labels: str | None, broker: str | KafkaConnection | None, topic: str,
                  speed: str, accounts_topic: str | None = None) -> int:
     """``duration_s``, ``accounts`` and ``total_rate``: ``None`` (or a click default the user
     did not give) means the scenario's own default. ``accounts_topic``: default

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from streams.connection import KafkaConnection, client_config
 from streams.crash_journal import JournalEntry
 
 __all__ = ["Manifest", "Snapshot", "SnapshotStore"]
@@ -50,14 +51,14 @@ class Snapshot:
 
 
 class SnapshotStore:
-    def __init__(self, bootstrap: str, topic: str, input_topic: str,
+    def __init__(self, bootstrap: str | KafkaConnection, topic: str, input_topic: str,
                  max_chunk_bytes: int = 512 * 1024, producer: Producer | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.input_topic = input_topic
         self.max_chunk_bytes = max_chunk_bytes
-        self._producer = producer or Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
-                                               "message.max.bytes": 2_000_000})
+        self._producer = producer or Producer(client_config(bootstrap, {"linger.ms": 5,
+                                               "message.max.bytes": 2_000_000}))
         self._last_chunks: dict[int, list[str]] = {}
         self._seq: dict[int, int] = {}
 
@@ -117,9 +118,9 @@ class SnapshotStore:
         journals: dict[int, JournalEntry] = {}
         manifests: dict[int, Manifest] = {}
         chunks: dict[str, bytes] = {}
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"restore-{uuid.uuid4().hex}",
+        consumer = Consumer(client_config(self.bootstrap, {"group.id": f"{self.topic}-restore-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
-                             "fetch.message.max.bytes": 4_000_000})
+                             "fetch.message.max.bytes": 4_000_000}))
         try:
             md = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
             if md is None or md.error is not None or not md.partitions:

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def kafka_config(settings: Settings, **extra: object) -> dict[str, object]:
-    return {"bootstrap.servers": settings.broker, **extra}
+    return settings.connection.client_config(**extra)
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
@@ -24,15 +24,15 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
-        raise ConnectionError(f"cannot reach Kafka at {settings.broker}: {exc}") from exc
-    t = settings.topics
+        raise ConnectionError(f"cannot reach Kafka at {settings.connection.describe()}: {exc}") from exc
+    t, rf = settings.topics, settings.replication_factor
     wanted = [
-        NewTopic(t.requests, settings.partitions, 1),
-        NewTopic(t.accounts, settings.partitions, 1, config={"cleanup.policy": "compact"}),
-        NewTopic(t.alerts, settings.partitions, 1),
-        NewTopic(t.dlq, settings.partitions, 1),
-        NewTopic(settings.state_topic, 1, 1, config={"cleanup.policy": "compact"}),
-        NewTopic(settings.coordination_topic, 1, 1),   # one partition: one cross-account view
+        NewTopic(t.requests, settings.partitions, rf),
+        NewTopic(t.accounts, settings.partitions, rf, config={"cleanup.policy": "compact"}),
+        NewTopic(t.alerts, settings.partitions, rf),
+        NewTopic(t.dlq, settings.partitions, rf),
+        NewTopic(settings.state_topic, 1, rf, config={"cleanup.policy": "compact"}),
+        NewTopic(settings.coordination_topic, 1, rf),   # one partition: one cross-account view
     ]
     missing = [nt for nt in wanted if nt.topic not in existing]
     if not missing:

@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from rich.console import Console
 
 from streams.alerts import Alert, decode_alert
+from streams.connection import KafkaConnection, client_config
 from streams.labels import read_labels
 from streams.replay.batch import Source
 from streams.replay.errors import ReplayError
@@ -107,14 +108,14 @@ class CommittedOffsets:
     nor disturbs the worker's assignment.
     """
 
-    def __init__(self, bootstrap: str, group_id: str, topic: str, partitions: Sequence[int],
+    def __init__(self, bootstrap: str | KafkaConnection, group_id: str, topic: str, partitions: Sequence[int],
                  timeout_s: float = 10.0) -> None:
         self.group_id = group_id
         self.timeout_s = timeout_s
         self._tps = [TopicPartition(topic, p) for p in partitions]
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
+        self._consumer = Consumer(client_config(bootstrap, {"group.id": group_id,
                                    "enable.auto.commit": False, "session.timeout.ms": 6000,
-                                   "logger": client_logger})
+                                   "logger": client_logger}))
 
     def fetch(self) -> dict[int, int]:
         try:
@@ -135,7 +136,7 @@ class AlertCollector:
     ``status``) are dropped, as the contract asks alert consumers to do.
     """
 
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str | KafkaConnection, topic: str, timeout_s: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.timeout_s = timeout_s
@@ -143,10 +144,10 @@ class AlertCollector:
         self.undecodable = 0
         self._seen: set[tuple[str, str]] = set()
         self._admin = check_broker(bootstrap, timeout_s)
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"xwatch-backtest-{time.time_ns()}",
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": f"xwatch-backtest-{time.time_ns()}",
             "enable.auto.commit": False, "session.timeout.ms": 6000, "fetch.wait.max.ms": 50,
-            "logger": client_logger})
+            "logger": client_logger}))
         self._assigned = False
 
     def _exists(self) -> bool:
@@ -209,18 +210,18 @@ def run_backtest(settings: Settings, source: Source | Sequence[Source], labels_p
         raise ReplayError("a backtest needs the events produced: drop --dry-run")
     topic = topic or settings.topics.requests
     quiet = quiet_s if quiet_s is not None else max(5.0, 2 * settings.idle_partition_s)
-    sink = TopicSink(settings.broker, topic, partitions=settings.partitions)
+    sink = TopicSink(settings.connection, topic, partitions=settings.partitions)
     sink.check()
-    before = true_ends(settings.broker, topic)
-    collector = AlertCollector(settings.broker, settings.topics.alerts)
+    before = true_ends(settings.connection, topic)
+    collector = AlertCollector(settings.connection, settings.topics.alerts)
     collector.start()
     try:
         with ReplayProgress(console, "backtest replay", enabled=show_progress) as view:
             stats = replay(source, sink, options, on_progress=view.update, on_invalid=view.invalid)
         print_summary(console, stats, target=topic, dry_run=False, show_invalid=options.show_invalid)
-        after = true_ends(settings.broker, topic)
+        after = true_ends(settings.connection, topic)
         written = {p: end for p, end in after.items() if end > before.get(p, 0)}
-        committed = CommittedOffsets(settings.broker, settings.group_id, topic, sorted(written))
+        committed = CommittedOffsets(settings.connection, settings.group_id, topic, sorted(written))
         try:
             with console.status("waiting for the worker") as status:
                 def show(lag: dict[int, int], quiet_for: float) -> None:

@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from streams.kafka_options import kafka_options
+
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from streams.connection import KafkaConnection
 
 __all__ = ["replay_command"]
 
@@ -51,9 +55,8 @@ def _format_of(path: Path, fmt: str) -> str:
 @click.command("replay", epilog=_EPILOG,
                context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--broker", envvar=["XWATCH_BROKER", "KAFKA_BOOTSTRAP_SERVERS"], show_envvar=True,
-              metavar="HOST:PORT", help="Kafka bootstrap servers to write to (and read --from-topic "
-              "from).  [default: 127.0.0.1:9092]")
+@kafka_options("Kafka bootstrap servers to write to (and read --from-topic from): "
+               "host:port[,host:port...] or kafka://host:port.", default_broker="127.0.0.1:9092")
 @click.option("--topic", metavar="TOPIC", help="Topic to write events to; created with "
               "XWATCH_PARTITIONS partitions if missing. Key = account_id, message timestamp = "
               "the event's ts.  [default: api.requests, or XWATCH_TOPIC_REQUESTS]")
@@ -96,7 +99,7 @@ def _format_of(path: Path, fmt: str) -> str:
               metavar="SECONDS", help="How long --backtest waits for the worker to catch up.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is off anyway when "
               "output is not a terminal).")
-def replay_command(files: tuple[Path, ...], broker: str | None, topic: str | None, speed: str,
+def replay_command(files: tuple[Path, ...], broker: KafkaConnection | None, topic: str | None, speed: str,
                    start: str | None, end: str | None, rewrite_time: str | None, dry_run: bool,
                    labels: Path | None, app_id: str | None, csv_map: str | None, fmt: str,
                    from_topic: str | None, offset_lookup: str, show_invalid: int,
@@ -122,7 +125,7 @@ def replay_command(files: tuple[Path, ...], broker: str | None, topic: str | Non
         sys.exit(code)
 
 
-def _run(console: Console, files: tuple[Path, ...], broker: str | None, topic: str | None,
+def _run(console: Console, files: tuple[Path, ...], broker: KafkaConnection | None, topic: str | None,
          speed_text: str, start: str | None, end: str | None, rewrite_time: str | None,
          dry_run: bool, labels: Path | None, app_id: str | None, csv_map: str | None, fmt: str,
          from_topic: str | None, offset_lookup: str, show_invalid: int, backtest_timeout: float,
@@ -161,7 +164,7 @@ def _run(console: Console, files: tuple[Path, ...], broker: str | None, topic: s
     if offset_lookup != "auto" and not from_topic:
         raise click.UsageError("--offset-lookup applies to --from-topic only")
     try:
-        settings = Settings.from_env(broker=broker, app_id=app_id)
+        settings = Settings.from_env(kafka=broker, app_id=app_id)
         options = ReplayOptions(speed=speed, start_ms=times["--start"], end_ms=times["--end"],
                                 rewrite_to=rewrite, show_invalid=show_invalid,  # type: ignore[arg-type]
                                 dry_run=dry_run)
@@ -177,8 +180,8 @@ def _run(console: Console, files: tuple[Path, ...], broker: str | None, topic: s
                                    "pick another --topic")
         if csv_map:
             raise click.UsageError("--csv-map applies to CSV and Parquet files only")
-        check_broker(settings.broker)
-        sources.append(TopicSource(settings.broker, from_topic, start_ms=options.start_ms,
+        check_broker(settings.connection)
+        sources.append(TopicSource(settings.connection, from_topic, start_ms=options.start_ms,
                                    end_ms=options.end_ms, lookup=offset_lookup))
     else:
         kinds = [_format_of(f, fmt) for f in files]
@@ -206,7 +209,7 @@ def _run(console: Console, files: tuple[Path, ...], broker: str | None, topic: s
 
     sink = None
     if not dry_run:
-        sink = TopicSink(settings.broker, target, partitions=settings.partitions)
+        sink = TopicSink(settings.connection, target, partitions=settings.partitions)
         sink.check()
         if sink.created:
             console.print(f"created topic [bold]{target}[/] with {settings.partitions} partitions")

@@ -24,6 +24,7 @@ from typing import Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from streams.connection import KafkaConnection, client_config
 from streams.replay.errors import ReplayError
 
 __all__ = ["LOOKUP_MODES", "OffsetLookup", "Probe", "Record", "broker_answer_holds",
@@ -92,7 +93,7 @@ class OffsetLookup:
     ``paths`` records which path answered each lookup, for tests and the progress line.
     """
 
-    def __init__(self, bootstrap: str, topic: str, *, mode: str = "auto",
+    def __init__(self, bootstrap: str | KafkaConnection, topic: str, *, mode: str = "auto",
                  timeout_s: float = 10.0, config: dict[str, object] | None = None) -> None:
         if mode not in LOOKUP_MODES:
             raise ValueError(f"offset lookup must be one of {', '.join(LOOKUP_MODES)}")
@@ -103,10 +104,10 @@ class OffsetLookup:
         self.probes = 0
         from streams.replay.sink import client_logger
 
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"xwatch-replay-lookup-{time.time_ns()}",
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": f"xwatch-replay-lookup-{time.time_ns()}",
             "enable.auto.commit": False, "enable.partition.eof": True, "session.timeout.ms": 6000,
-            "fetch.wait.max.ms": 10, "logger": client_logger, **(config or {})})
+            "fetch.wait.max.ms": 10, "logger": client_logger, **(config or {})}))
 
     def close(self) -> None:
         self._consumer.close()
@@ -196,7 +197,7 @@ class OffsetLookup:
         return end if tp.offset < 0 else int(tp.offset)   # -1: no record that late
 
 
-def true_ends(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+def true_ends(bootstrap: str | KafkaConnection, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """``{partition: one past the last stored offset}`` of ``topic`` - not the reported high
     watermark, which the embedded broker reports short."""
     lookup = OffsetLookup(bootstrap, topic, timeout_s=timeout_s)

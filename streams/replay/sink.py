@@ -8,13 +8,14 @@ as small batches pile up (DESIGN-NOTES). Delivery reports are asked for failures
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.connection import KafkaConnection, client_config
+from streams.kafka_probe import error_text, probe
 from streams.replay.errors import ReplayError
 
 __all__ = ["PRODUCER_DEFAULTS", "TopicSink", "check_broker", "client_logger", "producer_config"]
@@ -37,55 +38,24 @@ client_logger.addHandler(logging.NullHandler())
 client_logger.propagate = False
 
 
-def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+def producer_config(bootstrap: str | KafkaConnection, **overrides: Any) -> dict[str, Any]:
     """The replay producer's configuration (``overrides`` win).
 
     >>> cfg = producer_config("k:9092", **{"linger.ms": 5})
     >>> cfg["bootstrap.servers"], cfg["linger.ms"], cfg["batch.num.messages"]
     ('k:9092', 5, 10000)
     """
-    return {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, "logger": client_logger,
-            **overrides}
+    return client_config(bootstrap, {**PRODUCER_DEFAULTS, "logger": client_logger, **overrides})
 
 
-def _tcp_reachable(bootstrap: str, timeout_s: float) -> str | None:
-    """``None`` if some bootstrap address accepts a TCP connection, else why none did.
-
-    librdkafka retries a refused connection until its timeout; this answers at once.
-    """
-    reasons = []
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        host = host.strip("[]") or "localhost"
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout_s):
-                return None
-        except (OSError, ValueError) as exc:
-            reasons.append(f"{address.strip()}: {getattr(exc, 'strerror', None) or exc}")
-    return "; ".join(reasons)
-
-
-def check_broker(bootstrap: str, timeout_s: float = 5.0) -> AdminClient:
+def check_broker(bootstrap: str | KafkaConnection, timeout_s: float = 5.0) -> AdminClient:
     """An admin client for ``bootstrap``, after the broker has answered a metadata request."""
-    unreachable = _tcp_reachable(bootstrap, min(timeout_s, 3.0))
-    if unreachable is not None:
-        raise ReplayError(f"cannot reach a Kafka broker at {bootstrap} ({unreachable}); start one "
+    reason = probe(bootstrap, timeout_s)
+    if reason is not None:
+        raise ReplayError(f"cannot reach a Kafka broker at {bootstrap} ({reason}); start one "
                           "with 'xwatch broker' or pass --broker HOST:PORT")
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": client_logger,
-                              "socket.connection.setup.timeout.ms": 5_000}
-    admin = AdminClient(config)
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise ReplayError(
-            f"cannot reach a Kafka broker at {bootstrap} ({_reason(exc)}); start one with "
-            "'xwatch broker' or pass --broker HOST:PORT") from None
-    return admin
-
-
-def _reason(exc: KafkaException) -> str:
-    err = exc.args[0] if exc.args else None
-    return err.str() if isinstance(err, KafkaError) else str(exc)
+    return AdminClient(client_config(bootstrap, {"logger": client_logger,
+                                                 "socket.connection.setup.timeout.ms": 5_000}))
 
 
 class TopicSink:
@@ -95,7 +65,7 @@ class TopicSink:
     the topic (``partitions``, broker-default replication) when it does not exist.
     """
 
-    def __init__(self, bootstrap: str, topic: str, *, partitions: int = 4,
+    def __init__(self, bootstrap: str | KafkaConnection, topic: str, *, partitions: int = 4,
                  create: bool = True, config: dict[str, Any] | None = None) -> None:
         if partitions <= 0:
             raise ValueError("partitions must be positive")
@@ -130,7 +100,7 @@ class TopicSink:
             future.result(timeout=timeout_s)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise ReplayError(f"cannot create topic {self.topic!r}: {_reason(exc)}") from None
+                raise ReplayError(f"cannot create topic {self.topic!r}: {error_text(exc)}") from None
         self.created = True
 
     def flush(self, timeout_s: float = 60.0) -> int:

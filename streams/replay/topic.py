@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from streams.connection import KafkaConnection, client_config
 from streams.replay.batch import RawBatch
 from streams.replay.errors import ReplayError
 from streams.replay.offsets import OffsetLookup
@@ -41,7 +42,7 @@ class TopicSource:
 
     unit = "records"
 
-    def __init__(self, bootstrap: str, topic: str, *, start_ms: int | None = None,
+    def __init__(self, bootstrap: str | KafkaConnection, topic: str, *, start_ms: int | None = None,
                  end_ms: int | None = None, lookup: str = "auto", max_batch: int = 5000,
                  timeout_s: float = 10.0, buffer_limit: int = 50_000) -> None:
         if start_ms is not None and end_ms is not None and end_ms <= start_ms:
@@ -94,10 +95,10 @@ class TopicSource:
             return
         from streams.replay.sink import client_logger
 
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"xwatch-replay-{time.time_ns()}",
+        consumer = Consumer(client_config(self.bootstrap, {
+            "group.id": f"xwatch-replay-{time.time_ns()}",
             "enable.auto.commit": False, "enable.partition.eof": True, "session.timeout.ms": 6000,
-            "fetch.wait.max.ms": 10, "fetch.queue.backoff.ms": 10, "logger": client_logger})
+            "fetch.wait.max.ms": 10, "fetch.queue.backoff.ms": 10, "logger": client_logger}))
         try:
             consumer.assign([TopicPartition(self.topic, p, a) for p, (a, _) in ranges.items()])
             yield from self._merge(consumer, ranges)

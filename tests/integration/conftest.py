@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streams.broker import free_port
+from streams.connection import KafkaConnection, as_connection, client_config
 from streams.demo import fetch_metrics, start_worker_process, stop_process, wait_healthy
 from streams.settings import Settings, Topics
 from streams.topics import ensure_topics
@@ -23,7 +24,7 @@ from streams.topics import ensure_topics
 class WorkerCluster:
     """Topics and app id unique to one test, and the worker processes it started."""
 
-    broker: str
+    broker: str | KafkaConnection
     name: str
     tmp: Path
     procs: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
@@ -32,7 +33,7 @@ class WorkerCluster:
     def settings(self) -> Settings:
         u = self.name
         return Settings.from_env(
-            {}, broker=self.broker, app_id=f"xw-{u}", partitions=2,
+            {}, kafka=as_connection(self.broker), app_id=f"xw-{u}", partitions=2,
             topics=Topics(requests=f"req-{u}", accounts=f"acc-{u}", alerts=f"alerts-{u}", dlq=f"dlq-{u}"))
 
     @property
@@ -68,7 +69,7 @@ class WorkerCluster:
         raise AssertionError(f"worker saw {m.get('xwatch_messages_in_total')} < {at_least} messages")
 
     def produce(self, items: list[tuple[str | bytes | None, bytes, int | None]]) -> None:
-        p = Producer({"bootstrap.servers": self.broker, "linger.ms": 50})
+        p = Producer(client_config(self.broker, {"linger.ms": 50}))
         for key, value, ts in items:
             if ts is None:
                 p.produce(self.settings.topics.requests, key=key, value=value)
@@ -79,14 +80,14 @@ class WorkerCluster:
 
     def produce_accounts(self, records: list[tuple[str, bytes]]) -> None:
         """Account records (key, value) onto the account stream, before a worker starts."""
-        p = Producer({"bootstrap.servers": self.broker, "linger.ms": 50})
+        p = Producer(client_config(self.broker, {"linger.ms": 50}))
         for key, value in records:
             p.produce(self.settings.topics.accounts, key=key, value=value)
         assert p.flush(30) == 0
 
     def read_topic(self, topic: str, idle_s: float = 2.0) -> list[tuple[bytes | None, bytes | None]]:
-        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"read-{time.monotonic_ns()}",
-                      "enable.auto.commit": False})
+        c = Consumer(client_config(self.broker, {"group.id": f"read-{time.monotonic_ns()}",
+                                                 "enable.auto.commit": False}))
         md = c.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
         out = []
