@@ -442,9 +442,9 @@ class PartitionMonitor:
             self.outbox.append(self._carrier(acc, s.start_ts, s.end_ts, mine))
 
     @staticmethod
-    def _findings_column(accounts: list[str], routed: dict[str, list[Finding]]) -> list[list[dict]]:
+    def _findings_column(accounts: list[str], routed: dict[str, list[Finding]]) -> list[list[dict[str, Any]]]:
         """Per row, the findings routed with it; ``routed`` keeps those of accounts not in rows."""
-        column: list[list[dict]] = [[]] * len(accounts)     # shared empty lists, never mutated
+        column: list[list[dict[str, Any]]] = [[]] * len(accounts)     # shared empty lists, never mutated
         if routed:
             at = {a: i for i, a in enumerate(accounts)}
             for acc in [a for a in routed if a in at]:
