@@ -38,6 +38,7 @@ from streams.records import (
     Rejection,
     RequestEvent,
     is_hex_fingerprint,
+    is_utf8,
     timestamp_rejection,
     ts_to_ms,
 )
@@ -137,7 +138,8 @@ class ColumnBuilder:
         if values and None not in values:
             try:
                 if (max(map(len, values)) <= MAX_MESSAGE_BYTES   # type: ignore[arg-type]
-                        and not too_deep_in_batch(values)):  # type: ignore[arg-type]
+                        and not too_deep_in_batch(values)  # type: ignore[arg-type]
+                        and all(map(is_utf8, values))):  # type: ignore[arg-type]
                     events = list(map(self._decode_one, values))  # type: ignore[arg-type]
             except (msgspec.MsgspecError, RecursionError):
                 events = None

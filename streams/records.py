@@ -18,7 +18,7 @@ from streams.nesting import MAX_NESTING, too_deep
 __all__ = [
     "MAX_ASN", "MAX_COUNT", "MAX_MESSAGE_BYTES", "MAX_TS_MS", "MIN_TS_MS", "REASONS", "AccountRecord",
     "AccountRecordDecoder", "DeadLetter", "EventDecoder", "Rejection", "RequestEvent",
-    "timestamp_rejection", "ts_to_ms",
+    "is_utf8", "timestamp_rejection", "ts_to_ms",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -105,6 +105,24 @@ class Rejection(msgspec.Struct, frozen=True):
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+def is_utf8(raw: bytes) -> bool:
+    r"""Whether ``raw`` is valid UTF-8, which JSON text must be (RFC 8259, section 8.1).
+
+    msgspec checks the strings it decodes, but skips an unknown field's value and key
+    without looking at their bytes, so the whole message is checked here.
+
+    >>> is_utf8(b'{"a": "caf\xc3\xa9"}'), is_utf8(b'{"x": "\xff"}'), is_utf8(b'"\xed\xa0\x80"')
+    (True, False, False)
+    """
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def is_hex_fingerprint(fp: str) -> bool:
     """What the contract calls a prompt fingerprint: exactly 16 hex characters.
 
@@ -164,6 +182,27 @@ def _classify(message: str, field_hint: str) -> Rejection:
     return Rejection("not_json", message)
 
 
+_any_json = msgspec.json.Decoder(msgspec.Raw).decode   # checks the syntax, keeps no value
+
+
+def _invalid(raw: bytes, exc: msgspec.ValidationError) -> Rejection:
+    """The reason for a typed decode's failure. msgspec validates each value as it parses,
+    so a message cut short after a bad value (``..."status":2``) fails on that value first;
+    a message that is not JSON at all is ``not_json`` whatever came before the break.
+
+    >>> _invalid(b'{"status":2', msgspec.ValidationError("Expected `int` >= 100")).code
+    'not_json'
+    >>> _invalid(b'{"status":2,"x":1e400}', msgspec.ValidationError("Expected `int` >= 100")).code
+    'out_of_range'
+    """
+    try:
+        _any_json(raw)
+    except msgspec.DecodeError as not_json:
+        return Rejection("not_json", str(not_json))
+    text = str(exc)
+    return _classify(text, text.rsplit("$.", 1)[-1] if "$." in text else "")
+
+
 class EventDecoder:
     """Decode and validate raw message values into :class:`RequestEvent` objects.
 
@@ -192,11 +231,12 @@ class EventDecoder:
             return Rejection("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         if too_deep(raw):
             return TOO_DEEP
+        if not is_utf8(raw):
+            return NOT_UTF8
         try:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            text = str(exc)
-            return _classify(text, text.rsplit("$.", 1)[-1] if "$." in text else "")
+            return _invalid(raw, exc)
         except msgspec.DecodeError as exc:
             return Rejection("not_json", str(exc))
         except RecursionError:   # cannot happen below MAX_NESTING; never let it stop a worker
@@ -217,6 +257,7 @@ class EventDecoder:
 
 
 TOO_DEEP = Rejection("too_deep", f"objects/arrays nested deeper than {MAX_NESTING} levels")
+NOT_UTF8 = Rejection("not_json", "not valid UTF-8")
 
 
 class AccountRecordDecoder:
@@ -239,11 +280,12 @@ class AccountRecordDecoder:
             return Rejection("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         if too_deep(raw):
             return TOO_DEEP
+        if not is_utf8(raw):
+            return NOT_UTF8
         try:
             return self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            text = str(exc)
-            return _classify(text, text.rsplit("$.", 1)[-1] if "$." in text else "")
+            return _invalid(raw, exc)
         except msgspec.DecodeError as exc:
             return Rejection("not_json", str(exc))
         except RecursionError:
@@ -252,9 +294,10 @@ class AccountRecordDecoder:
 
 def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
                 raw: bytes | None) -> bytes:
-    """Encode a DLQ value. ``raw`` is cut to 4 KiB; a raw ``prompt`` is never included."""
+    """Encode a DLQ value. ``raw`` is cut to 4 KiB; a raw ``prompt`` is never included, not
+    even from an event that was JSON-encoded twice (a JSON string whose text has the field)."""
     text = (raw or b"")[:4096].decode("utf-8", errors="replace")
-    if b'"prompt"' in (raw or b""):
+    if _may_hold_prompt(raw or b""):
         text = _redact_prompt(raw or b"")
     return msgspec.json.encode(DeadLetter(rejection.reason, topic, partition, offset, text))
 
@@ -269,5 +312,12 @@ def _redact_prompt(raw: bytes) -> str:
         return "<unparseable message containing a prompt field: withheld>"
     if isinstance(obj, dict):
         obj.pop("prompt", None)
-        return msgspec.json.encode(obj)[:4096].decode("utf-8", errors="replace")
+        text = msgspec.json.encode(obj)
+        if not _may_hold_prompt(text):   # else one more inside (nested, or in a string)
+            return text[:4096].decode("utf-8", errors="replace")
     return "<withheld>"
+
+
+def _may_hold_prompt(raw: bytes) -> bool:
+    """A ``"prompt"`` key (or string), also inside a JSON string (``\\"prompt\\"``)."""
+    return b'"prompt"' in raw or b'prompt\\"' in raw

@@ -30,6 +30,7 @@ from streams.records import (  # the decoder's own bounds, so the two cannot dri
     EventDecoder,
     Rejection,
     RequestEvent,
+    is_utf8,
 )
 
 __all__ = ["EventValidator", "is_fingerprint"]
@@ -91,7 +92,7 @@ class EventValidator:
 
     def check(self, raw: bytes | None) -> Any:
         """One value: an event, or :class:`Rejection`."""
-        if raw is None or too_deep(raw):
+        if raw is None or too_deep(raw) or not is_utf8(raw):
             return self._exact(raw)
         try:
             ev = self._fast(raw)
@@ -113,7 +114,8 @@ class EventValidator:
             longest = max(map(len, values), default=0)  # type: ignore[arg-type]
         except TypeError:                        # a None value: a tombstone read from a topic
             longest = MAX_MESSAGE_BYTES + 1
-        if longest > MAX_MESSAGE_BYTES or too_deep_in_batch(values):  # type: ignore[arg-type]
+        if (longest > MAX_MESSAGE_BYTES or too_deep_in_batch(values)  # type: ignore[arg-type]
+                or not all(map(is_utf8, values))):  # type: ignore[arg-type]
             # rare: the careful way
             for i, raw in enumerate(values):
                 ev = self.check(raw)

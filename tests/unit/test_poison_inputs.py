@@ -24,6 +24,7 @@ from streams.account_registry import AccountRegistry
 from streams.columns import ColumnBuilder
 from streams.nesting import MAX_NESTING, nesting_depth, too_deep, too_deep_in_batch
 from streams.records import REASONS, AccountRecordDecoder, EventDecoder, Rejection, RequestEvent
+from streams.replay.validate import EventValidator
 
 T0 = 1_767_225_600_000
 VALID: dict[str, Any] = {
@@ -207,3 +208,88 @@ def test_floats_nan_and_infinity_where_integers_belong() -> None:
         decoded = ColumnBuilder().decode([text.encode()])
         [(_, r)] = decoded.rejected
         assert r.code in {"wrong_type", "not_json", "out_of_range"}, (value, r)
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe", b"\xc3(", b"\xed\xa0\x80", b"\xc0\xaf",
+                                  b"\xf8\x88\x80\x80\x80"],
+                         ids=["ff_fe", "cut_sequence", "utf8_surrogate", "overlong", "five_bytes"])
+@pytest.mark.parametrize("where", ["unknown_value", "unknown_key", "known_value"])
+def test_invalid_utf8_anywhere_is_not_json(junk: bytes, where: str) -> None:
+    """JSON text is UTF-8 (RFC 8259): msgspec used to skip an unknown field's bytes unchecked,
+    so such a message was counted as a valid event instead of dead-lettered."""
+    body = msgspec.json.encode(VALID)[:-1]
+    raw = {"unknown_value": body + b',"x_extra":"a' + junk + b'b"}',
+           "unknown_key": body + b',"x' + junk + b'":1}',
+           "known_value": body.replace(b'"k1"', b'"k' + junk + b'1"') + b"}"}[where]
+    alone = EventDecoder().decode(raw)
+    assert isinstance(alone, Rejection) and alone.code == "not_json", alone
+    ok = msgspec.json.encode(VALID)
+    for batch, bad_at in (([raw], 0), ([ok, raw, ok], 1)):
+        decoded = ColumnBuilder().decode(batch)
+        assert [(i, r.code) for i, r in decoded.rejected] == [(bad_at, "not_json")]
+        assert len(decoded.kept) == len(batch) - 1
+    record = b'{"account_id":"acct-1","x":"' + junk + b'"}'
+    assert AccountRecordDecoder().decode(record).code == "not_json"  # type: ignore[union-attr]
+    replay = EventValidator()                 # the replay tool's check agrees
+    assert replay.check(raw).code == "not_json"
+    assert [(i, r.code) for i, r in replay.check_batch([ok, raw])[1]] == [(1, "not_json")]
+
+
+def test_valid_non_ascii_utf8_in_unknown_fields_is_accepted() -> None:
+    raw = msgspec.json.encode(dict(VALID, x_note="café 😀 \u2028", **{"ключ": ["ü"]}))
+    assert isinstance(EventDecoder().decode(raw), RequestEvent)
+    assert ColumnBuilder().decode([raw, raw]).kept == [0, 1]
+
+
+@pytest.mark.parametrize("raw", [
+    msgspec.json.encode(dict(VALID, status=200))[:-1].replace(b'"status":200', b'"status":2'),
+    msgspec.json.encode(dict(VALID, event_id=5))[:60],
+    b'[1,]', b'[{"event_id":"e"}', b'"unterminated', b'{"prompt_tokens":-1,"x":NaN}',
+], ids=["cut_inside_status", "cut_after_wrong_type", "array_trailing_comma", "array_cut",
+        "string_cut", "bad_value_then_nan"])
+def test_a_message_that_is_not_json_is_not_json_whatever_comes_before_the_break(raw: bytes) -> None:
+    """msgspec checks each value as it reads it: a message cut short after a bad value used
+    to be dead-lettered for that value (``out_of_range``, ``wrong_type``) and not as
+    ``not_json``, on both paths."""
+    assert EventDecoder().decode(raw).code == "not_json"  # type: ignore[union-attr]
+    decoded = ColumnBuilder().decode([msgspec.json.encode(VALID), raw])
+    assert [(i, r.code) for i, r in decoded.rejected] == [(1, "not_json")]
+    record = AccountRecordDecoder().decode(b'{"account_id":5,' + raw)
+    assert isinstance(record, Rejection) and record.code == "not_json"
+
+
+def test_valid_json_with_numbers_no_type_holds_keeps_the_field_s_reason() -> None:
+    raw = msgspec.json.encode(dict(VALID, status=700))[:-1] + b',"x":1e400,"y":' + b"9" * 400 + b"}"
+    assert EventDecoder().decode(raw).code == "out_of_range"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda e: msgspec.json.encode(e).decode(), lambda e: [msgspec.json.encode(e).decode()],
+    lambda e: {"event": msgspec.json.encode(e).decode()}, lambda e: {"event": e},
+    lambda e: dict(e, x_inner={"prompt": e["prompt"]}),
+], ids=["encoded_twice", "encoded_twice_in_array", "encoded_twice_in_object", "in_object",
+        "nested_prompt_key"])
+def test_a_raw_prompt_anywhere_in_a_message_stays_out_of_the_dead_letter(wrap: Any) -> None:
+    """A gateway that encodes the event twice sends a JSON string: the ``prompt`` key in it
+    reads ``\\"prompt\\"`` and slipped past the redaction into the DLQ entry; a ``prompt``
+    below the top level was kept as well (only the top-level field was removed)."""
+    from streams.records import dead_letter
+    raw = msgspec.json.encode(wrap(dict(VALID, prompt="the secret prompt", status=7)))
+    r = EventDecoder().decode(raw)
+    assert isinstance(r, Rejection)
+    assert b"the secret prompt" not in dead_letter(r, "api.requests", 0, 1, raw)
+
+
+def test_a_dead_letter_without_a_prompt_keeps_its_raw_text() -> None:
+    from streams.records import dead_letter
+    raw = msgspec.json.encode(dict(VALID, status=7, prompt_fp="0" * 16))
+    def entry(value: bytes) -> Any:
+        rejection = EventDecoder().decode(value)
+        assert isinstance(rejection, Rejection)
+        return msgspec.json.decode(dead_letter(rejection, "t", 0, 1, value))
+
+    doc = entry(raw)
+    assert doc["raw"] == raw.decode()
+    with_prompt = msgspec.json.encode(dict(VALID, status=7, prompt="secret"))
+    doc = entry(with_prompt)
+    assert doc["raw"] == msgspec.json.encode(dict(VALID, status=7)).decode()
