@@ -29,7 +29,7 @@ from streams.kafka_probe import KafkaUnreachable, wait_for_kafka
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-__all__ = ["create_app", "render_metrics"]
+__all__ = ["create_app", "health_of", "render_metrics"]
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
@@ -48,6 +48,10 @@ def render_metrics(m: EngineMetrics) -> str:
         "# TYPE xwatch_restores_total counter", f"xwatch_restores_total {m.restores}",
         "# TYPE xwatch_busy_seconds_total counter", f"xwatch_busy_seconds_total {m.busy_seconds:.3f}",
         "# TYPE xwatch_assigned_partitions gauge", f"xwatch_assigned_partitions {m.partitions}",
+        "# TYPE xwatch_partitions_assigned_total counter",
+        f"xwatch_partitions_assigned_total {m.partitions_assigned}",
+        "# TYPE xwatch_partitions_revoked_total counter",
+        f"xwatch_partitions_revoked_total {m.partitions_revoked}",
         "# TYPE xwatch_tracked_accounts gauge", f"xwatch_tracked_accounts {m.tracked_accounts}",
         "# TYPE xwatch_watermark_ms gauge", f"xwatch_watermark_ms {m.watermark_ms}",
         "# TYPE xwatch_internal_errors_total counter",
@@ -63,6 +67,22 @@ def render_metrics(m: EngineMetrics) -> str:
     lines += [f'xwatch_account_records_rejected_total{{reason="{r}"}} {n}'
               for r, n in sorted(m.account_records_rejected.items())]
     return "\n".join(lines) + "\n"
+
+
+def health_of(engine: DetectionEngine, stall_s: float, now: float | None = None) -> tuple[dict[str, Any], bool]:
+    """(body, ok) of ``/health``: ok while the engine has started, has not failed and its
+    consume loop went round within ``stall_s`` seconds -- a hung loop (a deadlock, a
+    call that never returns) fails the liveness probe, so Kubernetes restarts the pod."""
+    now = time.monotonic() if now is None else now
+    ready = engine.wait_ready(0)
+    loop_age = now - engine.metrics.loop_at if engine.metrics.loop_at else None
+    stalled = ready and loop_age is not None and loop_age > stall_s
+    ok = engine.error is None and not engine.stopped and ready and not stalled
+    status = ("ok" if ok else "failed" if engine.error is not None
+              else "stalled" if stalled else "stopped" if engine.stopped else "starting")
+    return {"status": status, "partitions": engine.metrics.partitions,
+            "last_batch_at": engine.metrics.last_batch_at,
+            "loop_age_s": None if loop_age is None else round(loop_age, 3)}, ok
 
 
 def create_app(settings: Settings, engine: DetectionEngine | None = None) -> faust.App:
@@ -161,10 +181,7 @@ def create_app(settings: Settings, engine: DetectionEngine | None = None) -> fau
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        ok = engine.error is None and not engine.stopped and engine.wait_ready(0)
-        body = {"status": "ok" if ok else "starting" if engine.error is None else "failed",
-                "partitions": engine.metrics.partitions,
-                "last_batch_at": engine.metrics.last_batch_at}
+        body, ok = health_of(engine, settings.health_stall_s)
         return web.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")

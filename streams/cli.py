@@ -49,6 +49,10 @@ def main() -> None:
 @click.option("--connect-deadline", "connect_deadline_s", envvar="XWATCH_CONNECT_DEADLINE_S", type=float,
               default=300.0, show_default=True,
               help="Seconds a starting worker waits for Kafka (retrying with backoff) before it gives up.")
+@click.option("--instance-id", envvar="XWATCH_INSTANCE_ID", default="", show_default=False,
+              help="Static group membership id (Kafka group.instance.id), unique per replica and "
+              "stable across its restarts, e.g. the pod name: a restart within the session timeout "
+              "keeps its partitions without a rebalance. Empty: dynamic membership.")
 @click.option("--web-port", envvar="XWATCH_WEB_PORT", type=int, default=6066, show_default=True,
               help="Port of /health and /metrics.")
 @click.option("--log-level", envvar="XWATCH_LOG_LEVEL", default="info", show_default=True,

@@ -56,6 +56,11 @@ __all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert", "monitor_conf
 log = logging.getLogger(__name__)
 
 
+# The consumer's assignment protocol: cooperative (incremental assign/unassign in the
+# rebalance callbacks) with the cooperative-sticky assignor.
+COOPERATIVE = True
+
+
 @dataclass
 class EngineMetrics:
     """Process-wide figures for /metrics (no account ids here: unbounded cardinality)."""
@@ -77,6 +82,9 @@ class EngineMetrics:
     watermark_ms: int = -1
     busy_seconds: float = 0.0
     last_batch_at: float = 0.0
+    loop_at: float = 0.0          # monotonic time the consume loop last went round
+    partitions_assigned: int = 0  # partitions taken on, over all rebalances
+    partitions_revoked: int = 0   # partitions given up (revoked or lost)
 
 
 def _split_by_partition(msgs: list[Message]) -> tuple[dict[int, list[Message]], dict[int, int],
@@ -185,13 +193,19 @@ class DetectionEngine:
             "session.timeout.ms": int(s.session_timeout_s * 1000),
             "heartbeat.interval.ms": max(500, int(s.session_timeout_s * 1000) // 3),
             "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 10,
-            "partition.assignment.strategy": "range",
+            # cooperative: a rebalance moves only the partitions that change owner; the
+            # others go on being processed, with no snapshot and no restore
+            "partition.assignment.strategy": "cooperative-sticky" if COOPERATIVE else "range",
             "enable.partition.eof": True,   # idle means caught up, never "not served lately"
+            # static membership: a restarted pod with the same instance id gets its
+            # partitions back within the session timeout, without a rebalance
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
         }))
         self._consumer.subscribe([s.topics.requests], on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
             while not self._stop.is_set():
+                self.metrics.loop_at = time.monotonic()
                 msgs = self._consumer.consume(s.batch_max, s.batch_timeout_s)
                 t0 = time.perf_counter()
                 if msgs:
@@ -238,8 +252,14 @@ class DetectionEngine:
             if snap is not None:
                 self._next_offset[p] = snap.next_offset
             assigned.append(TopicPartition(self.settings.topics.requests, p, offset))
-        consumer.assign(assigned)
+        if COOPERATIVE:
+            consumer.incremental_assign(assigned)
+        else:
+            consumer.assign(assigned)
         self.metrics.partitions = len(self.monitors)
+        self.metrics.partitions_assigned += len(assigned)
+        if assigned:
+            log.info("took partitions %s (now %s)", wanted, sorted(self.monitors))
         self._ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -249,7 +269,17 @@ class DetectionEngine:
             self._stopped_cleanly(gone)
         for p in gone:
             self._forget(p)
-        consumer.unassign()
+        self.metrics.partitions_revoked += len(gone)
+        if gone:
+            log.info("gave up partitions %s (kept %s)", gone, sorted(self.monitors))
+        self._unassign(consumer, partitions)
+
+    @staticmethod
+    def _unassign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if COOPERATIVE:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
 
     # -- crash loops (see streams.crash_journal) -------------------------------------------
     def _resume_guard(self, p: int, previous: JournalEntry | None) -> None:
@@ -272,8 +302,12 @@ class DetectionEngine:
                 log.warning("could not mark partition %d stopped cleanly: %s", p, exc)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._forget(tp.partition)
+        lost = [tp.partition for tp in partitions if tp.partition in self.monitors]
+        for p in lost:
+            self._forget(p)
+        self.metrics.partitions_revoked += len(lost)
+        log.warning("lost partitions %s (session timed out?); kept %s", lost, sorted(self.monitors))
+        self._unassign(consumer, partitions)
 
     def _forget(self, p: int) -> None:
         self.monitors.pop(p, None)

@@ -56,6 +56,8 @@ class Settings:
     poison_after_crashes: int = 3        # a message in flight in this many crashes in a row
     #                                      is dead-lettered instead (see streams.crash_journal)
     session_timeout_s: float = 6.0
+    instance_id: str = ""                # static group membership (group.instance.id); "" = off
+    health_stall_s: float = 120.0        # /health fails when the engine loop stalls this long
     connect_deadline_s: float = 300.0    # how long a starting worker waits for Kafka
     web_port: int = 6066
     web_enabled: bool = True
