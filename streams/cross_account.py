@@ -25,7 +25,7 @@ import msgspec
 from models.coordination import AccountSummary, CoordinationDetector, SummaryBatch
 from models.incidents import Finding
 from streams.settings import Settings
-from streams.state_store import SnapshotStore
+from streams.state_store import NotAcknowledged, SnapshotStore
 
 __all__ = ["STATE_VERSION", "CrossAccountView"]
 
@@ -43,6 +43,7 @@ class CrossAccountView:
         self.owned = False          # this worker holds the summaries partition
         self.restored = False       # the saved state has been loaded since assignment
         self.dirty = False
+        self.postponed = 0             # snapshots not acknowledged in a row (Kafka away)
         self.internal_errors = 0    # bugs met and skipped (metric xwatch_internal_errors_total)
         self._store: SnapshotStore | None = None
 
@@ -78,11 +79,23 @@ class CrossAccountView:
         self.owned = self.restored = False
         self.detector = self._new_detector()
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Snapshot the view if it changed. Kafka slow or away: keep it dirty, say so once,
+        and try again at the next call (never crash the worker over it)."""
         if not self.dirty:
-            return
-        self.store.save(_PARTITION, 0, {"v": STATE_VERSION, "detector": self.detector.to_dict()})
+            return True
+        try:
+            self.store.save(_PARTITION, 0, {"v": STATE_VERSION, "detector": self.detector.to_dict()})
+        except NotAcknowledged as exc:
+            if not self.postponed:
+                log.warning("cross-account view: snapshot postponed (%s)", exc)
+            self.postponed += 1
+            return False
+        if self.postponed:
+            log.warning("cross-account view: snapshots written again (%d postponed)", self.postponed)
+            self.postponed = 0
         self.dirty = False
+        return True
 
     # -- the agent's work (no I/O) ------------------------------------------------------
     def add(self, raw_summaries: list[bytes]) -> list[Finding]:

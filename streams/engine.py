@@ -46,10 +46,11 @@ from streams.alerts import Alert, encode_alert
 from streams.columns import ColumnBuilder
 from streams.connection import client_config
 from streams.crash_journal import JournalEntry, PartitionGuard
+from streams.kafka_probe import Reachability, quiet_client_logger
 from streams.pipeline import encode_summaries, fold_batch
 from streams.records import Rejection, dead_letter
 from streams.settings import Settings
-from streams.state_store import SnapshotStore
+from streams.state_store import NotAcknowledged, SnapshotStore
 
 __all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert", "monitor_config"]
 
@@ -167,6 +168,8 @@ class DetectionEngine:
         self._store: SnapshotStore | None = None
         self._last_snapshot = time.monotonic()
         self.error: BaseException | None = None
+        self.reach = Reachability("worker")      # one log line per outage, not per retry
+        self._snapshots_postponed = 0
 
     # -- lifecycle -------------------------------------------------------------------
     def stop(self) -> None:
@@ -183,10 +186,11 @@ class DetectionEngine:
     def run(self) -> None:
         """The loop; returns after :meth:`stop` with a final snapshot written."""
         s = self.settings
+        quiet = {"logger": quiet_client_logger, "error_cb": self.reach.on_error}
         self._producer = Producer(client_config(s.connection, {
-            "linger.ms": 20, "batch.num.messages": 10_000, "enable.idempotence": True,
+            "linger.ms": 20, "batch.num.messages": 10_000, "enable.idempotence": True, **quiet,
         }))
-        self._store = SnapshotStore(s.connection, s.state_topic, s.topics.requests)
+        self._store = SnapshotStore(s.connection, s.state_topic, s.topics.requests, client_options=quiet)
         self.registry.start()
         self._consumer = Consumer(client_config(s.connection, {
             "group.id": s.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -200,6 +204,7 @@ class DetectionEngine:
             # static membership: a restarted pod with the same instance id gets its
             # partitions back within the session timeout, without a rebalance
             **({"group.instance.id": s.instance_id} if s.instance_id else {}),
+            **quiet,
         }))
         self._consumer.subscribe([s.topics.requests], on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -209,6 +214,7 @@ class DetectionEngine:
                 msgs = self._consumer.consume(s.batch_max, s.batch_timeout_s)
                 t0 = time.perf_counter()
                 if msgs:
+                    self.reach.reached()
                     self._process(msgs)
                 self._tick()
                 if msgs:
@@ -305,6 +311,9 @@ class DetectionEngine:
         lost = [tp.partition for tp in partitions if tp.partition in self.monitors]
         for p in lost:
             self._forget(p)
+        # losing a partition (a session that timed out) is not a crash: whoever takes it
+        # next need not process it carefully (the crash journal guards against poison)
+        self._stopped_cleanly(lost)
         self.metrics.partitions_revoked += len(lost)
         log.warning("lost partitions %s (session timed out?); kept %s", lost, sorted(self.monitors))
         self._unassign(consumer, partitions)
@@ -520,14 +529,22 @@ class DetectionEngine:
 
     def _snapshot(self, partitions: list[int]) -> None:
         assert self._producer is not None and self._store is not None
-        self._producer.flush(30)   # alerts and DLQ entries first: the snapshot covers them
+        # alerts and DLQ entries first: the snapshot covers them. Kafka slow or away: keep
+        # everything dirty and try again at the next interval, never crash over it
+        if self._producer.flush(30):
+            self._postpone_snapshot("alerts and dead letters not yet acknowledged")
+            return
         commits = []
         for p in partitions:
             mon = self.monitors.get(p)
             nxt = self._next_offset.get(p)
             if mon is None or nxt is None:
                 continue
-            self._store.save(p, nxt, mon.to_dict())
+            try:
+                self._store.save(p, nxt, mon.to_dict())
+            except NotAcknowledged as exc:
+                self._postpone_snapshot(str(exc))
+                return
             commits.append(TopicPartition(self.settings.topics.requests, p, nxt))
             self.metrics.snapshots += 1
             guard = self._guards.get(p)
@@ -542,4 +559,16 @@ class DetectionEngine:
             except Exception as exc:  # commit is informational (lag); snapshots are the truth
                 log.warning("offset commit failed: %s", exc)
         self._dirty.difference_update(partitions)
+        self._last_snapshot = time.monotonic()
+        self.reach.reached()
+        if self._snapshots_postponed:
+            log.warning("snapshots written again (%d postponed while Kafka was away)",
+                        self._snapshots_postponed)
+            self._snapshots_postponed = 0
+
+    def _postpone_snapshot(self, why: str) -> None:
+        if not self._snapshots_postponed:
+            log.warning("snapshot postponed: %s; retrying every %.0fs", why,
+                        self.settings.snapshot_interval_s)
+        self._snapshots_postponed += 1
         self._last_snapshot = time.monotonic()

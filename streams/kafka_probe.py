@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.connection import KafkaConnection, as_connection
 
-__all__ = ["KafkaUnreachable", "probe", "quiet_client_logger", "wait_for_kafka"]
+__all__ = ["KafkaUnreachable", "Reachability", "probe", "quiet_client_logger", "wait_for_kafka"]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,53 @@ def wait_for_kafka(broker: str | KafkaConnection, deadline_s: float, *,
         log.warning("Kafka at %s not reachable (%s); retrying in %.0fs", conn.bootstrap, reason, wait)
         sleep(wait)
         delay = min(delay * 2, 30.0)
+
+
+# librdkafka errors that mean "the cluster cannot be reached right now" (it retries them)
+_OUTAGE_CODES = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+                           KafkaError._RESOLVE, KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT})
+
+
+class Reachability:
+    """One log line when Kafka goes away and one when it is back, however many clients
+    retry how often in between (their own log lines are silenced by
+    :data:`quiet_client_logger`); other client errors are logged once per kind.
+
+    ``on_error`` is the ``error_cb`` of every client of a worker; ``reached`` is called
+    by whoever sees Kafka answer (a consumed batch, an acknowledged snapshot).
+
+    >>> r = Reachability("test")
+    >>> r.on_error(KafkaError(KafkaError._TRANSPORT, "Connection refused"))
+    >>> r.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    >>> r.outages, r.down
+    (1, True)
+    >>> r.reached(); r.down
+    False
+    """
+
+    def __init__(self, name: str, logger: logging.Logger | None = None) -> None:
+        self.name = name
+        self.log = logger or log
+        self.outages = 0
+        self._down_since: float | None = None
+        self._other_kinds: set[int] = set()
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def on_error(self, err: KafkaError) -> None:
+        if err.code() in _OUTAGE_CODES:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                self.outages += 1
+                self.log.warning("%s: Kafka unreachable (%s); retrying until it is back", self.name, err.str())
+        elif err.code() not in self._other_kinds or err.fatal():
+            self._other_kinds.add(err.code())
+            self.log.warning("%s: Kafka client error: %s", self.name, err.str())
+
+    def reached(self) -> None:
+        if self._down_since is not None:
+            self.log.warning("%s: Kafka reachable again after %.0fs", self.name,
+                             time.monotonic() - self._down_since)
+            self._down_since = None

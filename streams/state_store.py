@@ -24,7 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from streams.connection import KafkaConnection, client_config
 from streams.crash_journal import JournalEntry
 
-__all__ = ["Manifest", "Snapshot", "SnapshotStore"]
+__all__ = ["Manifest", "NotAcknowledged", "Snapshot", "SnapshotStore"]
 
 log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
@@ -50,14 +50,22 @@ class Snapshot:
     state: dict[str, Any]
 
 
+class NotAcknowledged(RuntimeError):
+    """The broker did not acknowledge a write in time (slow or away): try again later."""
+
+
 class SnapshotStore:
     def __init__(self, bootstrap: str | KafkaConnection, topic: str, input_topic: str,
-                 max_chunk_bytes: int = 512 * 1024, producer: Producer | None = None) -> None:
+                 max_chunk_bytes: int = 512 * 1024, producer: Producer | None = None,
+                 client_options: dict[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.input_topic = input_topic
         self.max_chunk_bytes = max_chunk_bytes
-        self._producer = producer or Producer(client_config(bootstrap, {"linger.ms": 5,
+        self.client_options = dict(client_options or {})    # e.g. the worker's error callback
+        self._producer = producer or Producer(client_config(bootstrap, {"linger.ms": 5, **self.client_options,
+                                               # in order, even when retried: chunks before their manifest
+                                               "enable.idempotence": True,
                                                "message.max.bytes": 2_000_000}))
         self._last_chunks: dict[int, list[str]] = {}
         self._seq: dict[int, int] = {}
@@ -76,7 +84,7 @@ class SnapshotStore:
         if wait:
             remaining = self._producer.flush(30)
             if remaining:
-                raise RuntimeError(f"journal of partition {partition} not acknowledged")
+                raise NotAcknowledged(f"journal of partition {partition} not acknowledged")
         else:
             self._producer.poll(0)
 
@@ -100,7 +108,7 @@ class SnapshotStore:
         self._last_chunks[partition] = keys
         remaining = self._producer.flush(30)
         if remaining:
-            raise RuntimeError(f"snapshot of partition {partition} not acknowledged ({remaining} left)")
+            raise NotAcknowledged(f"snapshot of partition {partition} not acknowledged ({remaining} left)")
         return manifest
 
     def load(self, partitions: list[int], idle_s: float = 0.5,
@@ -120,7 +128,7 @@ class SnapshotStore:
         chunks: dict[str, bytes] = {}
         consumer = Consumer(client_config(self.bootstrap, {"group.id": f"{self.topic}-restore-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
-                             "fetch.message.max.bytes": 4_000_000}))
+                             "fetch.message.max.bytes": 4_000_000, **self.client_options}))
         try:
             md = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
             if md is None or md.error is not None or not md.partitions:
