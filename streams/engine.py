@@ -382,7 +382,7 @@ class DetectionEngine:
         for p, i in eof_at.items():   # at the end only if nothing of p came after its EOF
             if i > last_at.get(p, -1):
                 self._at_end.add(p)
-        self.metrics.messages_in += len(msgs) - len(eof_at)
+        self.metrics.messages_in += sum(map(len, by_partition.values()))   # not EOF markers or errors
         self.metrics.batches += 1
         self.metrics.last_batch_at = time.time()
 
