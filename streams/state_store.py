@@ -69,6 +69,19 @@ class SnapshotStore:
                                                "message.max.bytes": 2_000_000}))
         self._last_chunks: dict[int, list[str]] = {}
         self._seq: dict[int, int] = {}
+        self._state_partitions: int | None = None
+        self.last_restore_read = 0          # state records the last restore read
+
+    def _home(self, partition: int) -> int:
+        """The state-topic partition that holds an input partition's records: the same
+        number, modulo the state topic's partitions (partitioned like the input, a restore
+        reads only its own; a one-partition state topic holds everything)."""
+        if self._state_partitions is None:
+            md = self._producer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+            if md is None or md.error is not None or not md.partitions:
+                raise NotAcknowledged(f"state topic {self.topic} not found")
+            self._state_partitions = len(md.partitions)
+        return partition % self._state_partitions
 
     def _manifest_key(self, partition: int) -> str:
         return f"{self.input_topic}/{partition}"
@@ -79,7 +92,7 @@ class SnapshotStore:
     def save_journal(self, partition: int, entry: JournalEntry, wait: bool = True) -> None:
         """Write a partition's crash journal entry (see :mod:`streams.crash_journal`);
         with ``wait``, return once the broker has it."""
-        self._producer.produce(self.topic, key=self._journal_key(partition),
+        self._producer.produce(self.topic, partition=self._home(partition), key=self._journal_key(partition),
                                value=msgspec.msgpack.encode(entry))
         if wait:
             remaining = self._producer.flush(30)
@@ -91,20 +104,21 @@ class SnapshotStore:
     def save(self, partition: int, next_offset: int, state: dict[str, Any]) -> Manifest:
         """Write one partition's snapshot and wait until the broker has it."""
         blob = msgspec.msgpack.encode(state)
+        home = self._home(partition)
         seq = self._seq.get(partition, 0) + 1
         self._seq[partition] = seq
         tag = uuid.uuid4().hex[:12]
         keys = []
         for i in range(0, max(len(blob), 1), self.max_chunk_bytes):
             key = f"{self._manifest_key(partition)}/{seq}-{tag}/{i // self.max_chunk_bytes}"
-            self._producer.produce(self.topic, key=key, value=blob[i:i + self.max_chunk_bytes])
+            self._producer.produce(self.topic, partition=home, key=key, value=blob[i:i + self.max_chunk_bytes])
             keys.append(key)
         manifest = Manifest(MANIFEST_VERSION, self.input_topic, partition, seq, next_offset, keys,
                             hashlib.sha256(blob).hexdigest(), len(blob), int(time.time() * 1000))
-        self._producer.produce(self.topic, key=self._manifest_key(partition),
+        self._producer.produce(self.topic, partition=home, key=self._manifest_key(partition),
                                value=msgspec.msgpack.encode(manifest))
         for old in self._last_chunks.get(partition, []):
-            self._producer.produce(self.topic, key=old, value=None)  # tombstone
+            self._producer.produce(self.topic, partition=home, key=old, value=None)  # tombstone
         self._last_chunks[partition] = keys
         remaining = self._producer.flush(30)
         if remaining:
@@ -118,14 +132,30 @@ class SnapshotStore:
 
     def restore(self, partitions: list[int], idle_s: float = 0.5, timeout_s: float = 60.0,
                 ) -> tuple[dict[int, Snapshot], dict[int, JournalEntry]]:
-        """Newest intact snapshot and the crash journal of each requested partition, read
-        in one pass over the state topic (missing: none)."""
+        """Newest intact snapshot and the crash journal of each requested partition
+        (missing: none), read from their home partitions of the state topic only. A
+        partition with nothing there is looked for once more in the whole topic: state
+        written before records had homes (by key hash) is still found."""
+        snaps, journals = self._restore(partitions, idle_s, timeout_s, home_only=True)
+        if self._state_partitions and self._state_partitions > 1:
+            missing = [p for p in partitions if p not in snaps and p not in journals]
+            if missing:
+                read = self.last_restore_read
+                more_snaps, more_journals = self._restore(missing, idle_s, timeout_s, home_only=False)
+                snaps.update(more_snaps)
+                journals.update(more_journals)
+                self.last_restore_read += read
+        return snaps, journals
+
+    def _restore(self, partitions: list[int], idle_s: float, timeout_s: float, home_only: bool,
+                 ) -> tuple[dict[int, Snapshot], dict[int, JournalEntry]]:
         wanted = {self._manifest_key(p): p for p in partitions}
         journal_keys = {self._journal_key(p): p for p in partitions}
         prefixes = tuple(k + "/" for k in wanted)
         journals: dict[int, JournalEntry] = {}
         manifests: dict[int, Manifest] = {}
         chunks: dict[str, bytes] = {}
+        self.last_restore_read = 0
         consumer = Consumer(client_config(self.bootstrap, {"group.id": f"{self.topic}-restore-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
                              "fetch.message.max.bytes": 4_000_000, **self.client_options}))
@@ -133,7 +163,9 @@ class SnapshotStore:
             md = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
             if md is None or md.error is not None or not md.partitions:
                 return {}, {}
-            tps = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in md.partitions]
+            self._state_partitions = len(md.partitions)
+            homes = {self._home(p) for p in partitions} if home_only else set(md.partitions)
+            tps = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(homes)]
             consumer.assign(tps)
             ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
             pos = {p: -1 for p in ends}
@@ -145,6 +177,7 @@ class SnapshotStore:
                     if m.error():
                         continue
                     pos[m.partition()] = m.offset()
+                    self.last_restore_read += 1
                     key = (m.key() or b"").decode(errors="replace")
                     if key in journal_keys:
                         journal = _decode_journal(m.value())

@@ -31,7 +31,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
         NewTopic(t.accounts, settings.partitions, rf, config={"cleanup.policy": "compact"}),
         NewTopic(t.alerts, settings.partitions, rf),
         NewTopic(t.dlq, settings.partitions, rf),
-        NewTopic(settings.state_topic, 1, rf, config={"cleanup.policy": "compact"}),
+        # partitioned like the input: a restore reads only its own partitions
+        NewTopic(settings.state_topic, settings.partitions, rf, config={"cleanup.policy": "compact"}),
         NewTopic(settings.coordination_topic, 1, rf),   # one partition: one cross-account view
     ]
     missing = [nt for nt in wanted if nt.topic not in existing]
