@@ -99,7 +99,7 @@ def test_a_hung_engine_loop_fails_health(cluster) -> None:  # type: ignore[no-un
     env = {**os.environ, **cluster.env, "XWATCH_BROKER": str(cluster.broker), "XWATCH_WEB_PORT": str(port),
            "XWATCH_SESSION_TIMEOUT_S": "6", "XWATCH_HEALTH_STALL_S": "3"}
     log = open(cluster.tmp / "hanging.log", "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests/integration/hanging_worker.py"), "worker",
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests/integration/faulty_worker.py"), "hang", "worker",
                              "--log-level", "warn"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     cluster.procs.append((proc, port))

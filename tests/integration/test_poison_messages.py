@@ -3,7 +3,7 @@
 * Each message of the issue's table, in the campaign's own partition and batch: the worker
   stays up, the message is in the DLQ with its reason, and the campaign is still caught.
 * An account record that used to crash the monitor when the account's window closed.
-* A message that kills the worker process outright (``crashing_worker.py``) is
+* A message that kills the worker process outright (``faulty_worker.py crash``) is
   dead-lettered after a few restarts instead of crash-looping the partition forever.
 * A 10 s pause in the producer: no event goes to the DLQ as late, same alert ids.
 """
@@ -144,7 +144,7 @@ def _start_crashing_worker(c: WorkerCluster, life: int) -> subprocess.Popen[byte
            "XWATCH_SESSION_TIMEOUT_S": "6", "XWATCH_IDLE_PARTITION_S": "2",
            "XWATCH_SNAPSHOT_INTERVAL_S": "2", "XWATCH_BATCH_MAX": "40"}
     log = open(c.tmp / f"crashing-{life}.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, str(REPO / "tests/integration/crashing_worker.py"),
+    return subprocess.Popen([sys.executable, str(REPO / "tests/integration/faulty_worker.py"), "crash",
                              "worker", "--log-level", "warn"], cwd=REPO, env=env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=die_with_parent)
