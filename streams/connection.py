@@ -39,11 +39,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KafkaConnection", "SASL_MECHANISMS", "SECURITY_PROTOCOLS", "as_connection", "client_config",
+__all__ = ["OPTIONS", "KafkaConnection", "SASL_MECHANISMS", "SECURITY_PROTOCOLS", "as_connection", "client_config",
            "parse_bootstrap", "parse_properties"]
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+# the options a command line or a settings override may give (see from_options)
+OPTIONS = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
+           "ssl_ca_location", "ssl_certificate_location", "ssl_key_location",
+           "ssl_key_password_file", "ssl_check_hostname", "kafka_config", "kafka_config_file")
+# ... and the XWATCH_<NAME> variables read as text (secrets themselves: environment only)
+_ENV_TEXT = (*(n for n in OPTIONS if n not in ("ssl_check_hostname", "kafka_config")),
+             "sasl_password", "ssl_key_password")
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _SECRET_KEYS = ("password", "secret", "token", "key.pem", "private")
 
@@ -180,10 +187,7 @@ class KafkaConnection:
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for name in ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                     "sasl_password_file", "ssl_ca_location", "ssl_certificate_location",
-                     "ssl_key_location", "ssl_key_password", "ssl_key_password_file",
-                     "kafka_config_file"):
+        for name in _ENV_TEXT:
             if f"XWATCH_{name.upper()}" in env:
                 values[name] = env[f"XWATCH_{name.upper()}"]
         if "XWATCH_SSL_CHECK_HOSTNAME" in env:

@@ -57,11 +57,6 @@ __all__ = ["DetectionEngine", "EngineMetrics", "finding_to_alert", "monitor_conf
 log = logging.getLogger(__name__)
 
 
-# The consumer's assignment protocol: cooperative (incremental assign/unassign in the
-# rebalance callbacks) with the cooperative-sticky assignor.
-COOPERATIVE = True
-
-
 @dataclass
 class EngineMetrics:
     """Process-wide figures for /metrics (no account ids here: unbounded cardinality)."""
@@ -199,7 +194,7 @@ class DetectionEngine:
             "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 10,
             # cooperative: a rebalance moves only the partitions that change owner; the
             # others go on being processed, with no snapshot and no restore
-            "partition.assignment.strategy": "cooperative-sticky" if COOPERATIVE else "range",
+            "partition.assignment.strategy": "cooperative-sticky",
             "enable.partition.eof": True,   # idle means caught up, never "not served lately"
             # static membership: a restarted pod with the same instance id gets its
             # partitions back within the session timeout, without a rebalance
@@ -258,10 +253,7 @@ class DetectionEngine:
             if snap is not None:
                 self._next_offset[p] = snap.next_offset
             assigned.append(TopicPartition(self.settings.topics.requests, p, offset))
-        if COOPERATIVE:
-            consumer.incremental_assign(assigned)
-        else:
-            consumer.assign(assigned)
+        consumer.incremental_assign(assigned)     # cooperative: only what changed owner
         self.metrics.partitions = len(self.monitors)
         self.metrics.partitions_assigned += len(assigned)
         if assigned:
@@ -282,10 +274,7 @@ class DetectionEngine:
 
     @staticmethod
     def _unassign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if COOPERATIVE:
-            consumer.incremental_unassign(partitions)
-        else:
-            consumer.unassign()
+        consumer.incremental_unassign(partitions)
 
     # -- crash loops (see streams.crash_journal) -------------------------------------------
     def _resume_guard(self, p: int, previous: JournalEntry | None) -> None:

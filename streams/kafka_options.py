@@ -14,13 +14,10 @@ from typing import Any
 
 import click
 
-from streams.connection import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
+from streams.connection import OPTIONS, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
 
 __all__ = ["kafka_options"]
 
-_NAMES = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
-          "ssl_ca_location", "ssl_certificate_location", "ssl_key_location",
-          "ssl_key_password_file", "ssl_check_hostname", "kafka_config", "kafka_config_file")
 
 
 def kafka_options(broker_help: str = "Kafka bootstrap servers: host:port[,host:port...] or "
@@ -62,7 +59,7 @@ def kafka_options(broker_help: str = "Kafka bootstrap servers: host:port[,host:p
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
-            flags = {name: kwargs.pop(name) for name in _NAMES}
+            flags = {name: kwargs.pop(name) for name in OPTIONS}
             broker = kwargs.pop("broker")
             kwargs["broker"] = connection_from(broker, flags)
             return command(*args, **kwargs)

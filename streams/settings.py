@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from streams.connection import OPTIONS as CONNECTION_OPTIONS
 from streams.connection import KafkaConnection
 
 __all__ = ["Settings", "Topics"]
@@ -136,12 +137,6 @@ class Settings:
             raise ValueError("poison_after_crashes must be >= 1")
         if self.dedup_horizon_s < self.window_s + self.allowed_lateness_s:
             raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
-
-
-CONNECTION_OPTIONS = frozenset({
-    "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
-    "ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password_file",
-    "ssl_check_hostname", "kafka_config", "kafka_config_file"})
 
 
 def _coerce(type_name: Any, raw: str, key: str) -> Any:

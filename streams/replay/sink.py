@@ -7,7 +7,6 @@ as small batches pile up (DESIGN-NOTES). Delivery reports are asked for failures
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.connection import KafkaConnection, client_config
-from streams.kafka_probe import error_text, probe
+from streams.kafka_probe import error_text, probe, quiet_client_logger
 from streams.replay.errors import ReplayError
 
 __all__ = ["PRODUCER_DEFAULTS", "TopicSink", "check_broker", "client_logger", "producer_config"]
@@ -31,11 +30,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "socket.connection.setup.timeout.ms": 5_000,
 }
 
-# librdkafka logs (connection refused, ...) go here instead of raw to stderr; the tool
-# reports broker problems itself, in words.
-client_logger = logging.getLogger("streams.replay.kafka")
-client_logger.addHandler(logging.NullHandler())
-client_logger.propagate = False
+# librdkafka logs (connection refused, ...) go to the quiet logger instead of raw to
+# stderr; the tool reports broker problems itself, in words.
+client_logger = quiet_client_logger
 
 
 def producer_config(bootstrap: str | KafkaConnection, **overrides: Any) -> dict[str, Any]:
