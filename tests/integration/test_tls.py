@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.alerts import decode_alert
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, die_with_parent, free_port
 from streams.connection import KafkaConnection
 from streams.kafka_probe import probe
 from streams.simulate import build_scenario, encode_events
@@ -61,7 +61,8 @@ def tls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
         f"foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = {plain}\n"
         f"cert = {d / 'server.pem'}\nkey = {d / 'server.key'}\n")
     terminator = subprocess.Popen([STUNNEL, str(d / "stunnel.conf")], stdout=subprocess.DEVNULL,
-                                  stderr=open(d / "stunnel.log", "wb"))  # noqa: SIM115
+                                  stderr=open(d / "stunnel.log", "wb"),  # noqa: SIM115
+                                  preexec_fn=die_with_parent)   # an interrupted test orphans nothing
     address = f"127.0.0.1:{tls_port}"
     try:
         good = KafkaConnection.from_options(address, ssl_ca_location=str(d / "ca.pem"))
